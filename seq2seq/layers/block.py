@@ -1,0 +1,91 @@
+"""What EncoderLayer and DecoderLayer share: hyperparameters and the residual sublayer."""
+
+import keras
+
+
+class TransformerBlock(keras.layers.Layer):
+    """Base of `EncoderLayer` and `DecoderLayer`.
+
+    Each sublayer (attention or feed-forward) is wrapped as
+    `x + dropout(f(norm(x)))` with `norm_first=True` (pre-norm, stable without long warmup) or
+    `norm(x + dropout(f(x)))` with `norm_first=False` (post-norm, Vaswani et al.).
+
+    Args:
+        num_heads: attention heads; `hidden_dim` (read from the input) must be divisible by it.
+        intermediate_dim: feed-forward width.
+        dropout: residual dropout rate (on each sublayer's output).
+        attention_dropout: dropout rate on attention probabilities.
+        activation_dropout: dropout rate inside the feed-forward block.
+        activation: feed-forward activation.
+        norm_first: pre-norm (True) or post-norm (False).
+        layer_norm_epsilon: epsilon of every LayerNormalization.
+        kernel_initializer: initializer of every projection kernel (default Glorot-uniform).
+    """
+
+    def __init__(
+        self,
+        num_heads,
+        intermediate_dim,
+        dropout=0.0,
+        attention_dropout=0.0,
+        activation_dropout=0.0,
+        activation="relu",
+        norm_first=True,
+        layer_norm_epsilon=1e-5,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.num_heads = num_heads
+        self.intermediate_dim = intermediate_dim
+        self.dropout = dropout
+        self.attention_dropout = attention_dropout
+        self.activation_dropout = activation_dropout
+        self.activation = activation
+        self.norm_first = norm_first
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def _head_dim(self, hidden_dim):
+        if hidden_dim % self.num_heads:
+            raise ValueError(
+                f"{type(self).__name__} {self.name!r}: hidden size {hidden_dim} is not divisible "
+                f"by num_heads={self.num_heads}."
+            )
+        return hidden_dim // self.num_heads
+
+    def _layer_norm(self, name, shape):
+        norm = keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name=name
+        )
+        norm.build(shape)
+        return norm
+
+    def _sublayer_kwargs(self):
+        return dict(kernel_initializer=self.kernel_initializer, dtype=self.dtype_policy)
+
+    def _residual(self, inputs, norm, function, training):
+        """Applies `function` as a residual sublayer; passes through a cache it returns."""
+        outputs = function(norm(inputs) if self.norm_first else inputs)
+        outputs, cache = outputs if isinstance(outputs, tuple) else (outputs, None)
+        outputs = inputs + self.dropout_layer(outputs, training=training)
+        if not self.norm_first:
+            outputs = norm(outputs)
+        return outputs if cache is None else (outputs, cache)
+
+    def compute_output_shape(self, inputs_shape, *args, **kwargs):
+        return inputs_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_heads": self.num_heads,
+            "intermediate_dim": self.intermediate_dim,
+            "dropout": self.dropout,
+            "attention_dropout": self.attention_dropout,
+            "activation_dropout": self.activation_dropout,
+            "activation": self.activation,
+            "norm_first": self.norm_first,
+            "layer_norm_epsilon": self.layer_norm_epsilon,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+        }
