@@ -1,0 +1,178 @@
+"""Training throughput: our Transformer against the same-size keras-hub model of keras-io.
+
+The peer is built as the keras-io example "English-to-Spanish translation with KerasHub" builds
+it (TokenAndPositionEmbedding with mask_zero, TransformerEncoder/TransformerDecoder, a softmax
+Dense head), at the same size as ours. Both train on the same random batches; the systems are
+timed alternately, in rounds, in one process. Ends with one JSON line.
+
+    python bench/train_throughput.py                # "small", batch 64, length 40, vocab 8000
+    python bench/train_throughput.py --size base --steps 20
+"""
+
+import argparse
+import json
+import os
+import platform
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import keras_hub  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from seq2seq.models import SIZES, Transformer  # noqa: E402
+
+
+def ours(size, vocabulary, length):
+    return Transformer.from_size(
+        size, source_vocabulary_size=vocabulary, target_vocabulary_size=vocabulary,
+        max_length=length, dropout=0.1,
+    )
+
+
+def keras_io_peer(size, vocabulary, length):
+    """The keras-io KerasHub translation model, stacked to `size`."""
+    config = SIZES[size]
+    source = keras.Input(shape=(None,), dtype="int32", name="source")
+    target = keras.Input(shape=(None,), dtype="int32", name="target")
+    x = keras_hub.layers.TokenAndPositionEmbedding(
+        vocabulary, length, config["hidden_dim"], mask_zero=True
+    )(source)
+    for _ in range(config["num_encoder_layers"]):
+        x = keras_hub.layers.TransformerEncoder(
+            config["intermediate_dim"], config["num_heads"], dropout=0.1
+        )(x)
+    encoded = x
+    y = keras_hub.layers.TokenAndPositionEmbedding(
+        vocabulary, length, config["hidden_dim"], mask_zero=True
+    )(target)
+    for _ in range(config["num_decoder_layers"]):
+        y = keras_hub.layers.TransformerDecoder(
+            config["intermediate_dim"], config["num_heads"], dropout=0.1
+        )(y, encoded)
+    y = keras.layers.Dropout(0.5)(y)
+    probabilities = keras.layers.Dense(vocabulary, activation="softmax", dtype="float32")(y)
+    return keras.Model([source, target], probabilities)
+
+
+def compile_model(model, jit, from_logits):
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-4),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
+        jit_compile=jit,
+    )
+    return model
+
+
+def flops_per_target_token(size, vocabulary, source_length, target_length):
+    """Model FLOPs (forward + backward = 3x forward matmul FLOPs) per target token."""
+    c = SIZES[size]
+    d, f = c["hidden_dim"], c["intermediate_dim"]
+    s, t = source_length, target_length
+    encoder = c["num_encoder_layers"] * s * (2 * 4 * d * d + 2 * 2 * d * f + 2 * 2 * s * d)
+    decoder = c["num_decoder_layers"] * (
+        t * (2 * 4 * d * d + 2 * 2 * t * d)  # self-attention
+        + t * 2 * 2 * d * d + s * 2 * 2 * d * d + t * 2 * 2 * s * d  # cross-attention
+        + t * 2 * 2 * d * f  # feed-forward
+    )
+    output = t * 2 * d * vocabulary
+    return 3 * (encoder + decoder + output) / t
+
+
+def measured_peak_flops(dtype, n=4096, repeats=5):
+    a = tf.random.normal((n, n), dtype=dtype)
+    b = tf.random.normal((n, n), dtype=dtype)
+    matmul = tf.function(lambda: tf.matmul(a, b))
+    matmul().numpy()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        result = matmul()
+    result.numpy()
+    return 2 * n**3 * repeats / (time.perf_counter() - start)
+
+
+def time_steps(model, batch, labels, steps):
+    start = time.perf_counter()
+    for _ in range(steps):
+        loss = model.train_on_batch(batch, labels, return_dict=False)
+    float(np.asarray(loss))
+    return time.perf_counter() - start
+
+
+def run_mode(args, policy, jit_ours, jit_peer, rng):
+    """Alternating rounds of both systems under one dtype policy; returns target tokens/s."""
+    keras.config.set_dtype_policy(policy)
+    keras.utils.set_random_seed(0)
+    length, vocab = args.length, args.vocabulary
+    source = rng.integers(3, vocab, size=(args.batch, length)).astype("int32")
+    target = rng.integers(3, vocab, size=(args.batch, length + 1)).astype("int32")
+    batch, labels = (source, target[:, :-1]), target[:, 1:]
+    systems = {
+        "ours": compile_model(ours(args.size, vocab, length), jit_ours, from_logits=True),
+        "peer": compile_model(keras_io_peer(args.size, vocab, length), jit_peer, False),
+    }
+    for model in systems.values():  # trace, compile, warm up
+        time_steps(model, batch, labels, 2)
+    seconds = {name: 0.0 for name in systems}
+    for _ in range(args.rounds):
+        for name, model in systems.items():
+            seconds[name] += time_steps(model, batch, labels, args.steps)
+    tokens = args.rounds * args.steps * args.batch * length
+    keras.config.set_dtype_policy("float32")
+    return {name: tokens / s for name, s in seconds.items()}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--size", default="small")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--length", type=int, default=40)
+    parser.add_argument("--vocabulary", type=int, default=8000)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--gpu", action="store_true", help="also report MFU against the H100")
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+
+    results = {}
+    for policy in ("float32", "mixed_bfloat16"):
+        for jit in (False, True):
+            key = f"{policy}{'_xla' if jit else ''}"
+            results[key] = run_mode(args, policy, jit, jit, rng)
+            print(key, {k: round(v, 1) for k, v in results[key].items()}, flush=True)
+
+    best_ours = max(r["ours"] for r in results.values())
+    best_peer = max(r["peer"] for r in results.values())
+    flops = flops_per_target_token(args.size, args.vocabulary, args.length, args.length)
+    peak_fp32 = measured_peak_flops(tf.float32)
+    peak_bf16 = measured_peak_flops(tf.bfloat16)
+    best_key = max(results, key=lambda k: results[k]["ours"])
+    peak = peak_bf16 if best_key.startswith("mixed") else peak_fp32
+    summary = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "size": args.size,
+        "batch": args.batch,
+        "length": args.length,
+        "ours_tgt_tok_s": round(results["float32"]["ours"], 1),
+        "peer_tgt_tok_s": round(results["float32"]["peer"], 1),
+        "ratio": round(results["float32"]["ours"] / results["float32"]["peer"], 3),
+        "ratio_bf16": round(
+            results["mixed_bfloat16"]["ours"] / results["mixed_bfloat16"]["peer"], 3
+        ),
+        "ratio_best": round(best_ours / best_peer, 3),
+        "ratio_real": None,  # needs the bundled data: see docs/benchmarks.md
+        "best_ours_setting": best_key,
+        "flops_per_tgt_token": round(flops),
+        "peak_flops_fp32": round(peak_fp32),
+        "peak_flops_bf16": round(peak_bf16),
+        "mfu": round(best_ours * flops / peak, 4),
+        "all": {k: {n: round(v, 1) for n, v in r.items()} for k, r in results.items()},
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
