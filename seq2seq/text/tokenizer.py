@@ -1,0 +1,209 @@
+"""Subword tokenizers that run inside the TensorFlow graph.
+
+Two kinds, chosen by name: "sentencepiece" (unigram or BPE, trained with the sentencepiece
+library, run by tensorflow-text's `SentencepieceTokenizer`) and "wordpiece" (vocabulary learned
+with keras-hub's `compute_word_piece_vocabulary`, run by tensorflow-text's
+`FastWordpieceTokenizer`). Both run as TensorFlow ops, so an exported model tokenizes raw strings
+itself and nothing at serving time tokenizes in Python. tensorflow-text is used directly rather
+than through keras-hub's tokenizer layers because those may take a non-TensorFlow path outside
+a graph, and the export must contain TensorFlow and tensorflow-text ops only.
+
+Every tokenizer has the same special ids: pad 0, start 1, end 2, unknown 3.
+"""
+
+import io
+import json
+import pathlib
+
+import keras_hub
+import sentencepiece as spm
+import tensorflow as tf
+import tensorflow_text as tf_text
+
+PAD_ID, START_ID, END_ID, UNK_ID = 0, 1, 2, 3
+WORDPIECE_SPECIALS = ["[PAD]", "[START]", "[END]", "[UNK]"]
+SENTENCEPIECE_MODEL_TYPES = ("unigram", "bpe")
+KINDS = ("sentencepiece", "wordpiece")
+
+
+class Tokenizer(tf.Module):
+    """An in-graph subword tokenizer with fixed special ids.
+
+    Build one with `train_tokenizer()` or `Tokenizer.load()`.
+
+    Args:
+        kind: "sentencepiece" or "wordpiece".
+        model: the serialized SentencePiece model (bytes), or the WordPiece vocabulary (a list
+            of tokens whose first four are `WORDPIECE_SPECIALS`).
+    """
+
+    def __init__(self, kind, model):
+        super().__init__(name=f"{kind}_tokenizer")
+        if kind not in KINDS:
+            raise ValueError(f"Unknown tokenizer {kind!r}; expected one of {', '.join(KINDS)}.")
+        self.kind = kind
+        self.model = model
+        self._tokenizer = self._make_tokenizer()
+        if kind == "sentencepiece":
+            self.vocabulary_size = int(self._tokenizer.vocab_size())
+        else:
+            self.vocabulary_size = len(model)
+
+    def _make_tokenizer(self):
+        if self.kind == "sentencepiece":
+            return tf_text.SentencepieceTokenizer(model=self.model, out_type=tf.int32)
+        if list(self.model[:4]) != WORDPIECE_SPECIALS:
+            raise ValueError(
+                f"A WordPiece vocabulary must start with {WORDPIECE_SPECIALS}, "
+                f"got {list(self.model[:4])}."
+            )
+        return tf_text.FastWordpieceTokenizer(
+            vocab=list(self.model),
+            suffix_indicator="##",
+            unknown_token="[UNK]",
+            no_pretokenization=False,
+            support_detokenization=True,
+        )
+
+    def _run(self, method, *args):
+        """Calls `method` of the tensorflow-text tokenizer.
+
+        `tf.random.set_seed` (and so `keras.utils.set_random_seed`) clears TensorFlow's kernel
+        cache, which frees the SentencePiece model resource of eagerly built tokenizers; the
+        tokenizer is then rebuilt once instead of failing with NotFoundError.
+        """
+        try:
+            return getattr(self._tokenizer, method)(*args)
+        except tf.errors.NotFoundError:
+            if not tf.executing_eagerly():
+                raise
+            self._tokenizer = self._make_tokenizer()
+            return getattr(self._tokenizer, method)(*args)
+
+    def tokenize(self, texts):
+        """`(batch,)` strings -> ragged int32 `(batch, None)` ids, without start or end."""
+        texts = tf.convert_to_tensor(texts, tf.string)
+        ids = self._run("tokenize", texts)
+        if ids.shape.rank == 3:  # (batch, words, pieces) -> (batch, pieces)
+            ids = ids.merge_dims(-2, -1)
+        return tf.cast(ids, tf.int32)
+
+    def detokenize(self, ids):
+        """`(batch, length)` ids (dense or ragged) -> `(batch,)` strings.
+
+        Stops at the first end id and drops pad and start ids, so the output of a decoder can be
+        passed as it is.
+        """
+        if not isinstance(ids, tf.RaggedTensor):
+            ids = tf.RaggedTensor.from_tensor(tf.convert_to_tensor(ids, tf.int32))
+        ids = tf.cast(ids, tf.int32)
+        before_end = tf.equal(tf.math.cumsum(tf.cast(tf.equal(ids, END_ID), tf.int32), axis=1), 0)
+        keep = before_end & tf.not_equal(ids, PAD_ID) & tf.not_equal(ids, START_ID)
+        ids = tf.ragged.boolean_mask(ids, keep)
+        return self._run("detokenize", ids)
+
+    def id_to_token(self, ids):
+        """Ids -> their subword strings, for inspection."""
+        if self.kind == "wordpiece":
+            return tf.gather(tf.constant(list(self.model)), ids)
+        return self._run("id_to_string", ids)
+
+    def save(self, directory):
+        """Writes `tokenizer.json` plus the model (`.model`) or vocabulary (`.vocab`)."""
+        directory = pathlib.Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        if self.kind == "sentencepiece":
+            (directory / "tokenizer.model").write_bytes(self.model)
+            file = "tokenizer.model"
+        else:
+            (directory / "tokenizer.vocab").write_text("\n".join(self.model) + "\n", "utf-8")
+            file = "tokenizer.vocab"
+        meta = {"kind": self.kind, "file": file, "vocabulary_size": self.vocabulary_size}
+        (directory / "tokenizer.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, directory):
+        directory = pathlib.Path(directory)
+        meta_file = directory / "tokenizer.json"
+        if not meta_file.exists():
+            raise FileNotFoundError(f"No tokenizer in {directory}: {meta_file} is missing.")
+        meta = json.loads(meta_file.read_text())
+        path = directory / meta["file"]
+        if meta["kind"] == "sentencepiece":
+            return cls("sentencepiece", path.read_bytes())
+        return cls("wordpiece", path.read_text("utf-8").splitlines())
+
+
+def train_tokenizer(
+    texts,
+    kind="sentencepiece",
+    vocabulary_size=8000,
+    model_type="unigram",
+    character_coverage=1.0,
+):
+    """Learns a subword vocabulary from `texts` (an iterable of strings).
+
+    Training is deterministic: the same texts give the same vocabulary (one thread, no input
+    sampling, no shuffling).
+
+    Args:
+        texts: training sentences.
+        kind: "sentencepiece" or "wordpiece".
+        vocabulary_size: size of the vocabulary, special ids included. SentencePiece may stop
+            short of it on tiny corpora.
+        model_type: "unigram" or "bpe" (SentencePiece only).
+        character_coverage: share of characters SentencePiece covers; the rest map to unknown.
+
+    Returns:
+        A `Tokenizer`.
+    """
+    texts = [t for t in texts if t.strip()]
+    if not texts:
+        raise ValueError("train_tokenizer received no non-empty text to learn a vocabulary from.")
+    if kind == "sentencepiece":
+        if model_type not in SENTENCEPIECE_MODEL_TYPES:
+            raise ValueError(
+                f"Unknown SentencePiece model_type {model_type!r}; expected one of "
+                f"{', '.join(SENTENCEPIECE_MODEL_TYPES)}."
+            )
+        model = io.BytesIO()
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(texts),
+            model_writer=model,
+            vocab_size=vocabulary_size,
+            model_type=model_type,
+            character_coverage=character_coverage,
+            normalization_rule_name="nmt_nfkc",
+            pad_id=PAD_ID,
+            bos_id=START_ID,
+            eos_id=END_ID,
+            unk_id=UNK_ID,
+            hard_vocab_limit=False,
+            num_threads=1,
+            input_sentence_size=0,
+            shuffle_input_sentence=False,
+            minloglevel=2,
+        )
+        return Tokenizer("sentencepiece", model.getvalue())
+    if kind == "wordpiece":
+        vocabulary = keras_hub.tokenizers.compute_word_piece_vocabulary(
+            tf.data.Dataset.from_tensor_slices(texts).batch(1000),
+            vocabulary_size,
+            reserved_tokens=WORDPIECE_SPECIALS,
+        )
+        return Tokenizer("wordpiece", list(vocabulary))
+    raise ValueError(f"Unknown tokenizer {kind!r}; expected one of {', '.join(KINDS)}.")
+
+
+def train_tokenizers(pairs, joint=True, **kwargs):
+    """Source and target tokenizers from `(source, target)` pairs.
+
+    With `joint=True` one tokenizer is learned on both sides and returned twice (needed to
+    share embeddings); otherwise one per side. `kwargs` go to `train_tokenizer`.
+    """
+    sources = [s for s, _ in pairs]
+    targets = [t for _, t in pairs]
+    if joint:
+        tokenizer = train_tokenizer(sources + targets, **kwargs)
+        return tokenizer, tokenizer
+    return train_tokenizer(sources, **kwargs), train_tokenizer(targets, **kwargs)

@@ -1,0 +1,94 @@
+"""tf.data pipeline: teacher forcing, token budgets, bucketing, seeded shuffling."""
+
+import pathlib
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from seq2seq.data.pipeline import bucket_boundaries, encode_pairs, make_dataset
+from seq2seq.data.readers import read_tsv
+from seq2seq.text.tokenizer import END_ID, START_ID, train_tokenizer
+
+FIXTURE = pathlib.Path(__file__).parents[1] / "fixtures" / "libreoffice-help.en-de.tsv"
+PAIRS = read_tsv(FIXTURE)
+
+
+@pytest.fixture(scope="module")
+def encoded():
+    tokenizer = train_tokenizer([s for p in PAIRS for s in p], vocabulary_size=800)
+    return encode_pairs(PAIRS, tokenizer, tokenizer, max_length=48)
+
+
+def ragged(rows):
+    return tf.ragged.constant(rows, dtype=tf.int32)
+
+
+def test_teacher_forcing_shifts_targets_and_weights_padding():
+    source = ragged([[5, 6, END_ID], [7, END_ID]])
+    target = ragged([[8, 9, 10], [11]])
+    dataset = make_dataset(source, target, batch_size=2, shuffle=False, max_length=8)
+    (source_batch, target_in), target_out, weights = next(iter(dataset))
+    np.testing.assert_array_equal(source_batch, [[5, 6, END_ID], [7, END_ID, 0]])
+    np.testing.assert_array_equal(target_in, [[START_ID, 8, 9, 10], [START_ID, 11, 0, 0]])
+    np.testing.assert_array_equal(target_out, [[8, 9, 10, END_ID], [11, END_ID, 0, 0]])
+    np.testing.assert_array_equal(weights, [[1, 1, 1, 1], [1, 1, 0, 0]])
+
+
+def test_encode_appends_end_to_sources_and_filters_by_length(encoded):
+    sources, targets, dropped = encoded
+    assert int(sources.nrows()) + dropped == len(PAIRS)
+    assert dropped > 0  # the fixture has paragraphs longer than 48 pieces
+    lengths = sources.row_lengths().numpy()
+    assert lengths.max() <= 48 and targets.row_lengths().numpy().max() + 1 <= 48
+    last = tf.gather(sources.flat_values, sources.row_limits() - 1).numpy()
+    assert (last == END_ID).all()
+
+
+def epoch(dataset):
+    return [(s.numpy(), ti.numpy(), w.numpy()) for (s, ti), _, w in dataset]
+
+
+def test_token_budget_is_respected_and_every_pair_appears_once(encoded):
+    sources, targets, _ = encoded
+    batches = epoch(make_dataset(sources, targets, batch_tokens=400, max_length=48, seed=3))
+    for source, target_in, _ in batches:
+        assert source.size <= 400 and target_in.size <= 400
+    assert sum(len(s) for s, _, _ in batches) == int(sources.nrows())
+    # Every real target token is there exactly once (one weight per target_out token).
+    total = sum(w.sum() for _, _, w in batches)
+    assert total == int(targets.row_lengths().numpy().sum()) + int(sources.nrows())
+
+
+def test_bucketing_pads_far_less_than_random_batches(encoded):
+    sources, targets, _ = encoded
+
+    def padding_share(batches):
+        real = sum(w.sum() for _, _, w in batches)
+        return 1 - real / sum(w.size for _, _, w in batches)
+
+    bucketed = padding_share(epoch(make_dataset(sources, targets, batch_tokens=600, max_length=48)))
+    plain = padding_share(epoch(make_dataset(sources, targets, batch_size=16, max_length=48)))
+    assert bucketed < 0.2 < plain
+
+
+def test_bucket_boundaries_cover_max_length():
+    bounds = bucket_boundaries(48)
+    assert bounds == sorted(bounds) and bounds[0] == 8 and bounds[-1] == 49
+
+
+def test_seeded_shuffling_is_reproducible(encoded):
+    sources, targets, _ = encoded
+    first = epoch(make_dataset(sources, targets, batch_size=32, max_length=48, seed=5))
+    again = epoch(make_dataset(sources, targets, batch_size=32, max_length=48, seed=5))
+    other = epoch(make_dataset(sources, targets, batch_size=32, max_length=48, seed=6))
+    assert all((a[0] == b[0]).all() for a, b in zip(first, again))
+    assert not all(a[0].shape == b[0].shape and (a[0] == b[0]).all() for a, b in zip(first, other))
+
+
+def test_batching_arguments_are_checked(encoded):
+    sources, targets, _ = encoded
+    with pytest.raises(ValueError, match="exactly one of batch_tokens and batch_size"):
+        make_dataset(sources, targets, batch_tokens=100, batch_size=4)
+    with pytest.raises(ValueError, match="batch_tokens=20 cannot hold one sequence"):
+        make_dataset(sources, targets, batch_tokens=20, max_length=48)

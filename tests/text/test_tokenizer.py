@@ -1,0 +1,132 @@
+"""In-graph tokenizers on real sentences."""
+
+import pathlib
+import re
+import unicodedata
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from seq2seq.data.readers import read_tsv
+from seq2seq.text.tokenizer import (
+    END_ID,
+    PAD_ID,
+    START_ID,
+    UNK_ID,
+    Tokenizer,
+    train_tokenizer,
+    train_tokenizers,
+)
+
+FIXTURE = pathlib.Path(__file__).parents[1] / "fixtures" / "libreoffice-help.en-de.tsv"
+PAIRS = read_tsv(FIXTURE)
+TRAIN, HELD_OUT = PAIRS[:300], PAIRS[300:]
+TEXTS = [s for s, _ in TRAIN] + [t for _, t in TRAIN]
+
+
+@pytest.fixture(scope="module")
+def sentencepiece():
+    return train_tokenizer(TEXTS, vocabulary_size=600)
+
+
+def sentencepiece_normalized(text):
+    return " ".join(unicodedata.normalize("NFKC", text).split())
+
+
+def bert_normalized(text):
+    """WordPiece's pre-tokenization written out: whitespace split, punctuation split off."""
+    def is_punctuation(char):
+        code = ord(char)
+        return (
+            33 <= code <= 47 or 58 <= code <= 64 or 91 <= code <= 96 or 123 <= code <= 126
+            or unicodedata.category(char).startswith("P")
+        )
+    spaced = "".join(f" {c} " if is_punctuation(c) else c for c in text)
+    return " ".join(spaced.split())
+
+
+def test_special_ids_are_fixed(sentencepiece):
+    pieces = [p.decode() for p in sentencepiece.id_to_token([PAD_ID, START_ID, END_ID, UNK_ID]).numpy()]
+    assert pieces == ["<pad>", "<s>", "</s>", "<unk>"]
+    assert sentencepiece.vocabulary_size == 600
+
+
+@pytest.mark.parametrize("model_type", ["unigram", "bpe"])
+def test_sentencepiece_round_trip_on_held_out_sentences(model_type):
+    tokenizer = train_tokenizer(TEXTS, vocabulary_size=600, model_type=model_type)
+    sentences = [s for pair in HELD_OUT for s in pair]
+    ids = tokenizer.tokenize(sentences)
+    assert ids.dtype == tf.int32 and int(tf.reduce_min(ids.flat_values)) > UNK_ID - 1
+    decoded = [s.decode("utf-8") for s in tokenizer.detokenize(ids).numpy()]
+    expected = [sentencepiece_normalized(s) for s in sentences]
+    # Characters never seen in training map to unknown; every other sentence comes back.
+    seen = set("".join(TEXTS))
+    covered = [i for i, s in enumerate(sentences) if set(s) <= seen]
+    assert len(covered) > 0.9 * len(sentences)
+    assert [decoded[i] for i in covered] == [expected[i] for i in covered]
+
+
+def test_wordpiece_round_trip_on_held_out_sentences():
+    tokenizer = train_tokenizer(TEXTS, kind="wordpiece", vocabulary_size=800)
+    assert tokenizer.id_to_token([0, 1, 2, 3]).numpy().tolist() == [
+        b"[PAD]", b"[START]", b"[END]", b"[UNK]"
+    ]
+    sentences = [s for s, _ in HELD_OUT[:40]]
+    ids = tokenizer.tokenize(sentences)
+    decoded = [s.decode("utf-8") for s in tokenizer.detokenize(ids).numpy()]
+    seen = set("".join(TEXTS))
+    covered = [i for i, s in enumerate(sentences) if set(s) <= seen]
+    assert [decoded[i] for i in covered] == [bert_normalized(sentences[i]) for i in covered]
+
+
+def test_detokenize_stops_at_end_and_drops_start_and_padding(sentencepiece):
+    ids = sentencepiece.tokenize(["Choose Tools - Options."]).to_list()[0]
+    decoder_output = np.array([[START_ID, *ids, END_ID, 57, 58, PAD_ID, PAD_ID]])
+    assert sentencepiece.detokenize(decoder_output).numpy().tolist() == [b"Choose Tools - Options."]
+
+
+def test_training_is_deterministic():
+    a = train_tokenizer(TEXTS, vocabulary_size=500, model_type="bpe")
+    b = train_tokenizer(TEXTS, vocabulary_size=500, model_type="bpe")
+    assert a.model == b.model
+
+
+def test_joint_and_separate_vocabularies():
+    source, target = train_tokenizers(TRAIN, joint=True, vocabulary_size=500)
+    assert source is target
+    source, target = train_tokenizers(TRAIN, joint=False, vocabulary_size=400)
+    assert source is not target
+    english = source.id_to_token(tf.range(4, 400)).numpy().tolist()
+    german = target.id_to_token(tf.range(4, 400)).numpy().tolist()
+    assert english != german
+
+
+def test_tokenizer_runs_inside_a_graph():
+    sentencepiece = train_tokenizer(TEXTS, vocabulary_size=600)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def round_trip(texts):
+        return sentencepiece.detokenize(sentencepiece.tokenize(texts))
+
+    assert round_trip(tf.constant(["Insert - Field"])).numpy().tolist() == [b"Insert - Field"]
+
+
+@pytest.mark.parametrize("kind", ["sentencepiece", "wordpiece"])
+def test_save_and_load(tmp_path, kind):
+    tokenizer = train_tokenizer(TEXTS[:200], kind=kind, vocabulary_size=400)
+    tokenizer.save(tmp_path)
+    restored = Tokenizer.load(tmp_path)
+    sentences = [s for s, _ in HELD_OUT[:10]]
+    assert restored.tokenize(sentences).to_list() == tokenizer.tokenize(sentences).to_list()
+
+
+def test_bad_names_and_inputs():
+    with pytest.raises(ValueError, match="'bytes'; expected one of sentencepiece, wordpiece"):
+        train_tokenizer(TEXTS, kind="bytes")
+    with pytest.raises(ValueError, match="'char'; expected one of unigram, bpe"):
+        train_tokenizer(TEXTS, model_type="char")
+    with pytest.raises(ValueError, match="no non-empty text"):
+        train_tokenizer(["", "  "])
+    with pytest.raises(FileNotFoundError, match="tokenizer.json is missing"):
+        Tokenizer.load("/nonexistent")
