@@ -41,6 +41,7 @@ class DecoderLayer(TransformerBlock):
             self.num_heads,
             head_dim,
             dropout=self.attention_dropout,
+            self_attention=True,
             name="self_attention",
             **self._sublayer_kwargs(),
         )

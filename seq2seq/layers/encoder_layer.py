@@ -32,6 +32,7 @@ class EncoderLayer(TransformerBlock):
             self.num_heads,
             self._head_dim(shape[-1]),
             dropout=self.attention_dropout,
+            self_attention=True,
             name="self_attention",
             **self._sublayer_kwargs(),
         )

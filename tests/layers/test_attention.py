@@ -35,7 +35,7 @@ def test_attention_equals_a_numpy_reference():
 
 
 def test_cache_is_updated_in_place_and_keeps_its_shape():
-    layer = MultiHeadAttention(num_heads=2, head_dim=4)
+    layer = MultiHeadAttention(num_heads=2, head_dim=4, self_attention=True)
     sequence = rng.normal(size=(2, 4, 8)).astype("float32")
     layer.build(sequence.shape)
     cache = np.zeros((2, 2, 6, 2, 4), "float32")
@@ -58,6 +58,24 @@ def test_precomputed_cache_is_read_as_is():
     cached, returned = layer(query, cache=cache)
     np.testing.assert_allclose(np.asarray(cached), direct, atol=1e-6)
     np.testing.assert_array_equal(np.asarray(returned), np.asarray(cache))
+
+
+def test_fused_self_attention_equals_cross_attention_over_itself():
+    layer = MultiHeadAttention(num_heads=2, head_dim=4, self_attention=True)
+    sequence = rng.normal(size=(2, 5, 8)).astype("float32")
+    layer.build(sequence.shape)
+    cross = MultiHeadAttention(num_heads=2, head_dim=4)
+    cross.build(sequence.shape, sequence.shape)
+    kernel, bias = (np.asarray(w) for w in layer.query_key_value_dense.weights)
+    cross.query_dense.set_weights([kernel[:, :8], bias[:8]])
+    cross.key_value_dense.set_weights([kernel[:, 8:], bias[8:]])
+    cross.output_dense.set_weights(layer.output_dense.get_weights())
+    mask = np.asarray(masking.causal_mask(5, 5))
+    np.testing.assert_allclose(
+        np.asarray(layer(sequence, attention_mask=mask)),
+        np.asarray(cross(sequence, sequence, attention_mask=mask)),
+        atol=1e-6,
+    )
 
 
 def test_causal_mask_with_offset():

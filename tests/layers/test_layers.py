@@ -37,7 +37,19 @@ def test_feed_forward():
     )
 
 
-def test_multi_head_attention():
+def test_self_attention():
+    run_layer_test(
+        MultiHeadAttention,
+        dict(num_heads=2, head_dim=4, dropout=0.1, self_attention=True),
+        dict(query=target_sequence),
+        dict(query_shape=target_sequence.shape),
+        expected_output_shape=(BATCH, TARGET, HIDDEN),
+        expected_num_trainable_weights=4,  # fused query/key/value and output
+        expected_num_params=ATTENTION_PARAMS,
+    )
+
+
+def test_cross_attention():
     run_layer_test(
         MultiHeadAttention,
         dict(num_heads=2, head_dim=4, dropout=0.1),
@@ -57,7 +69,7 @@ def test_encoder_layer(norm_first):
         dict(encoder_sequence=source_sequence, encoder_padding_mask=source_mask),
         dict(encoder_sequence_shape=source_sequence.shape),
         expected_output_shape=(BATCH, SOURCE, HIDDEN),
-        expected_num_trainable_weights=6 + 4 + 4,
+        expected_num_trainable_weights=4 + 4 + 4,  # fused self-attention, 2 norms, FFN
         expected_num_params=ATTENTION_PARAMS + FEED_FORWARD_PARAMS + 2 * NORM_PARAMS,
     )
 
@@ -78,7 +90,7 @@ def test_decoder_layer(norm_first):
             encoder_sequence_shape=source_sequence.shape,
         ),
         expected_output_shape=(BATCH, TARGET, HIDDEN),
-        expected_num_trainable_weights=6 + 6 + 6 + 4,
+        expected_num_trainable_weights=4 + 6 + 6 + 4,  # self, cross, 3 norms, FFN
         expected_num_params=2 * ATTENTION_PARAMS + FEED_FORWARD_PARAMS + 3 * NORM_PARAMS,
     )
 

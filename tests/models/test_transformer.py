@@ -169,7 +169,7 @@ def test_mixed_precision_fit_step(policy):
     compute_dtype = policy.split("_")[1]
     assert model((SOURCE, TARGET)).dtype == "float32"
     assert model.encoder_layers[0].compute_dtype == compute_dtype
-    assert model.encoder_layers[0].self_attention.query_dense.kernel.dtype == "float32"
+    assert model.encoder_layers[0].self_attention.query_key_value_dense.kernel.dtype == "float32"
     cache = model.init_cache(SOURCE)
     assert cache["self_attention"][0].dtype == compute_dtype
     loss = fit_one_step(model)
