@@ -1,0 +1,162 @@
+"""The one decoding loop, and greedy search and sampling on top of it.
+
+Every strategy drives a model only through its decode step
+`next(prompt, cache, index) -> (logits, hidden, cache)` (see `Transformer.next`): `prompt` is a
+fixed `(batch, max_length)` buffer of token ids with the start id at position 0, `index` the
+position to predict. Everything runs in `keras.ops.while_loop` on static shapes, so a search
+compiles with XLA and goes into a SavedModel.
+
+keras-hub's samplers share this `next` contract, but they continue a prompt inside one buffer
+and have no end-of-sequence scoring, minimum length or n-best; these are written for
+encoder-decoder search and share one loop.
+"""
+
+import keras
+from keras import ops
+
+from seq2seq.layers.masking import MASK_LOGIT
+
+PAD_ID, START_ID, END_ID = 0, 1, 2
+
+
+class SearchResult:
+    """What a search returns.
+
+    Attributes:
+        tokens: int32 `(batch, n_best, max_length)`; position 0 holds the start id, then the
+            hypothesis, its end id, and padding.
+        scores: float32 `(batch, n_best)`: the sum of token log-probabilities (greedy, sampling)
+            or the length-penalised score (beam search), best first.
+    """
+
+    def __init__(self, tokens, scores):
+        self.tokens = tokens
+        self.scores = scores
+
+
+def log_probabilities(logits, index, min_length, end_id=END_ID):
+    """float32 log-softmax of `(rows, vocabulary)` logits, with the end id forbidden while
+    fewer than `min_length` tokens have been generated (position `index` holds token number
+    `index`, since position 0 holds the start id)."""
+    log_probs = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
+    if min_length:
+        vocabulary = ops.shape(log_probs)[-1]
+        is_end = ops.expand_dims(ops.equal(ops.arange(vocabulary), end_id), 0)
+        too_short = ops.less(index, min_length + 1)
+        log_probs = ops.where(ops.logical_and(is_end, too_short), MASK_LOGIT, log_probs)
+    return log_probs
+
+
+def start_prompt(batch_size, max_length):
+    """`(batch, max_length)` buffer: the start id, then padding."""
+    prompt = ops.zeros((batch_size, max_length), dtype="int32")
+    return ops.slice_update(prompt, [0, 0], ops.full((batch_size, 1), START_ID, dtype="int32"))
+
+
+def token_by_token(next_fn, cache, batch_size, max_length, choose, min_length=0, end_id=END_ID):
+    """The shared loop of greedy search and sampling: one token per row and step.
+
+    Args:
+        next_fn: the model's decode step.
+        cache: the decoding cache for `batch_size` rows.
+        batch_size: number of rows.
+        max_length: length of the token buffer (start id included).
+        choose: `(log_probs (batch, vocabulary), index) -> (batch,)` int32 token ids.
+        min_length: fewest tokens before the end id.
+        end_id: the id that ends a hypothesis.
+
+    Returns:
+        `SearchResult` with `n_best = 1`.
+    """
+    prompt = start_prompt(batch_size, max_length)
+    finished = ops.zeros((batch_size,), dtype="bool")
+    scores = ops.zeros((batch_size,), dtype="float32")
+
+    def cond(prompt, cache, index, finished, scores):
+        return ops.logical_and(ops.less(index, max_length), ops.logical_not(ops.all(finished)))
+
+    def body(prompt, cache, index, finished, scores):
+        logits, _, cache = next_fn(prompt, cache, index)
+        log_probs = log_probabilities(logits, index, min_length, end_id)
+        token = ops.cast(choose(log_probs, index), "int32")
+        token = ops.where(finished, PAD_ID, token)
+        token_log_prob = ops.take_along_axis(log_probs, ops.expand_dims(token, 1), axis=1)[:, 0]
+        scores = scores + ops.where(finished, 0.0, token_log_prob)
+        prompt = ops.slice_update(prompt, [0, index], ops.expand_dims(token, 1))
+        finished = ops.logical_or(finished, ops.equal(token, end_id))
+        return prompt, cache, index + 1, finished, scores
+
+    prompt, _, _, _, scores = ops.while_loop(
+        cond, body, (prompt, cache, ops.convert_to_tensor(1, "int32"), finished, scores)
+    )
+    return SearchResult(ops.expand_dims(prompt, 1), ops.expand_dims(scores, 1))
+
+
+class GreedySearch:
+    """The most probable token at each step.
+
+    Args:
+        min_length: fewest tokens before the end id.
+    """
+
+    def __init__(self, min_length=0):
+        self.min_length = min_length
+
+    def __call__(self, next_fn, cache, batch_size, max_length):
+        return token_by_token(
+            next_fn, cache, batch_size, max_length,
+            choose=lambda log_probs, index: ops.argmax(log_probs, axis=-1),
+            min_length=self.min_length,
+        )
+
+
+class Sampling:
+    """Random sampling with temperature, top-k and top-p (nucleus) truncation.
+
+    Args:
+        temperature: divides the logits; < 1 sharpens, > 1 flattens.
+        top_k: sample among the k most probable tokens (0: all).
+        top_p: sample among the most probable tokens whose probabilities sum to p (1.0: all).
+        min_length: fewest tokens before the end id.
+        seed: seed of the sampling; the same seed gives the same samples.
+    """
+
+    def __init__(self, temperature=1.0, top_k=0, top_p=1.0, min_length=0, seed=None):
+        if temperature <= 0:
+            raise ValueError(f"temperature={temperature}; expected a positive number.")
+        if not 0 < top_p <= 1:
+            raise ValueError(f"top_p={top_p}; expected 0 < top_p <= 1.")
+        self.temperature = temperature
+        self.top_k = top_k
+        self.top_p = top_p
+        self.min_length = min_length
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def truncate(self, log_probs):
+        """Masks the tokens outside the top-k / top-p set of each row."""
+        logits = log_probs / self.temperature
+        if self.top_k:
+            kth = ops.top_k(logits, self.top_k)[0][:, -1:]
+            logits = ops.where(ops.less(logits, kth), MASK_LOGIT, logits)
+        if self.top_p < 1.0:
+            sorted_logits = ops.flip(ops.sort(logits, axis=-1), axis=-1)
+            cumulative = ops.cumsum(ops.softmax(sorted_logits, axis=-1), axis=-1)
+            # The smallest logit still needed to reach top_p (the best token always stays).
+            needed = ops.concatenate(
+                [ops.ones_like(cumulative[:, :1], "bool"), cumulative[:, :-1] < self.top_p],
+                axis=-1,
+            )
+            threshold = ops.min(ops.where(needed, sorted_logits, -MASK_LOGIT), axis=-1)
+            logits = ops.where(ops.less(logits, threshold[:, None]), MASK_LOGIT, logits)
+        return logits
+
+    def __call__(self, next_fn, cache, batch_size, max_length):
+        def choose(log_probs, index):
+            samples = keras.random.categorical(
+                self.truncate(log_probs), 1, seed=self.seed_generator, dtype="int32"
+            )
+            return samples[:, 0]
+
+        return token_by_token(
+            next_fn, cache, batch_size, max_length, choose=choose, min_length=self.min_length
+        )
