@@ -44,9 +44,12 @@ class MultiHeadAttention(keras.layers.Layer):
             without, it is read as is (cross-attention over a precomputed source).
         cache_update_index: int or scalar tensor, the position of `query[:, 0]`.
         training: dropout on or off.
+        return_attention_scores: also return the attention probabilities
+            `(batch, heads, query_length, key_length)` (without a cache only).
 
     Returns:
-        `(batch, query_length, hidden)`, or `(outputs, cache)` when a cache is passed.
+        `(batch, query_length, hidden)`, or `(outputs, cache)` when a cache is passed, or
+        `(outputs, probabilities)` with `return_attention_scores`.
     """
 
     def __init__(
@@ -110,6 +113,7 @@ class MultiHeadAttention(keras.layers.Layer):
         cache=None,
         cache_update_index=None,
         training=None,
+        return_attention_scores=False,
     ):
         if cache is not None and cache_update_index is None:
             # Cross-attention over a precomputed source: only the queries are projected.
@@ -132,6 +136,8 @@ class MultiHeadAttention(keras.layers.Layer):
         outputs = ops.einsum("bhqk,bkhd->bqhd", probabilities, value)
         outputs = ops.reshape(outputs, (batch, query_length, self.num_heads * self.head_dim))
         outputs = self.output_dense(outputs)
+        if return_attention_scores:
+            return outputs, probabilities
         return outputs if cache is None else (outputs, cache)
 
     def compute_output_shape(self, query_shape, value_shape=None):

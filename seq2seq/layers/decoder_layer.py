@@ -28,10 +28,13 @@ class DecoderLayer(TransformerBlock):
         self_attention_cache_update_index: position of `decoder_sequence[:, 0]`.
         cross_attention_cache: `(batch, 2, source_length, heads, head_dim)` or None.
         training: dropout on or off.
+        return_cross_attention: also return the cross-attention probabilities
+            `(batch, heads, target_length, source_length)` (without caches only).
 
     Returns:
         `(batch, target_length, hidden)`, or `(outputs, self_attention_cache)` when a
-        self-attention cache is passed.
+        self-attention cache is passed, or `(outputs, cross_attention)` with
+        `return_cross_attention`.
     """
 
     def build(self, decoder_sequence_shape, encoder_sequence_shape=None):
@@ -77,6 +80,7 @@ class DecoderLayer(TransformerBlock):
         self_attention_cache_update_index=None,
         cross_attention_cache=None,
         training=None,
+        return_cross_attention=False,
     ):
         query_length = ops.shape(decoder_sequence)[1]
         if self_attention_cache is None:
@@ -117,15 +121,18 @@ class DecoderLayer(TransformerBlock):
                 attention_mask=cross_mask,
                 cache=cross_attention_cache,
                 training=training,
+                return_attention_scores=return_cross_attention,
             ),
             training,
         )
-        if cross_attention_cache is not None:
-            x, _ = x
+        if cross_attention_cache is not None or return_cross_attention:
+            x, cross_attention = x
         x = self._residual(
             x,
             self.feed_forward_norm,
             lambda x: self.feed_forward(x, training=training),
             training,
         )
+        if return_cross_attention:
+            return x, cross_attention
         return x if self_attention_cache is None else (x, self_attention_cache)

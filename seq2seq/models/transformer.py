@@ -168,7 +168,7 @@ class Transformer(keras.Model):
     def call(self, inputs, training=None):
         source_ids, target_ids = inputs
         encoder_output, source_mask = self.encode(source_ids, training=training)
-        logits, _, _ = self._decode(
+        logits, *_ = self._decode(
             target_ids,
             source_mask,
             encoder_output=encoder_output,
@@ -190,6 +190,28 @@ class Transformer(keras.Model):
         if self.norm_first:
             x = self.encoder_norm(x)
         return x, source_mask
+
+    def cross_attention(self, source_ids, target_in_ids):
+        """Cross-attention probabilities of the last decoder layer, for alignments and plots.
+
+        Args:
+            source_ids: `(batch, source_length)`.
+            target_in_ids: `(batch, target_length)`, e.g. a decoded hypothesis with its start
+                id. Cached decoding attends exactly as this full pass does, so these are the
+                alignments of the search that produced the hypothesis.
+
+        Returns:
+            float32 `(batch, heads, target_length, source_length)`.
+        """
+        encoder_output, source_mask = self.encode(source_ids)
+        *_, attention = self._decode(
+            target_in_ids,
+            source_mask,
+            encoder_output=encoder_output,
+            decoder_padding_mask=masking.padding_mask(target_in_ids),
+            return_cross_attention=True,
+        )
+        return ops.cast(attention, "float32")
 
     def init_cache(self, source_ids, max_length=None):
         """Encodes `source_ids` and returns the decoding cache of `next()`.
@@ -233,12 +255,10 @@ class Transformer(keras.Model):
             `(logits, hidden, cache)`: float32 `(batch, n, vocabulary)`,
             `(batch, n, hidden_dim)` and the updated cache.
         """
-        return self._decode(
-            target_ids,
-            cache["source_mask"],
-            cache=cache,
-            index=index,
+        logits, hidden, cache, _ = self._decode(
+            target_ids, cache["source_mask"], cache=cache, index=index
         )
+        return logits, hidden, cache
 
     def next(self, prompt, cache, index):
         """The decode step of the sampling loop (keras-hub's `next` contract).
@@ -269,10 +289,15 @@ class Transformer(keras.Model):
         cache=None,
         index=0,
         training=None,
+        return_cross_attention=False,
     ):
-        """The one decoder path of training, full-pass inference and the cached step."""
+        """The one decoder path of training, full-pass inference and the cached step.
+
+        Returns `(logits, hidden, cache, cross_attention)`; the cache is None without one, the
+        last layer's cross-attention None unless `return_cross_attention`.
+        """
         x = self.target_embedding(target_ids, start_index=index, training=training)
-        self_caches = []
+        self_caches, attention = [], None
         for i, layer in enumerate(self.decoder_layers):
             if cache is None:
                 x = layer(
@@ -281,7 +306,10 @@ class Transformer(keras.Model):
                     decoder_padding_mask=decoder_padding_mask,
                     encoder_padding_mask=source_mask,
                     training=training,
+                    return_cross_attention=return_cross_attention,
                 )
+                if return_cross_attention:
+                    x, attention = x
             else:
                 x, self_cache = layer(
                     x,
@@ -296,7 +324,7 @@ class Transformer(keras.Model):
             x = self.decoder_norm(x)
         if cache is not None:
             cache = {**cache, "self_attention": tuple(self_caches)}
-        return self.target_embedding.logits(x), x, cache
+        return self.target_embedding.logits(x), x, cache, attention
 
     def get_config(self):
         return {

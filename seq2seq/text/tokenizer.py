@@ -65,19 +65,25 @@ class Tokenizer(tf.Module):
             support_detokenization=True,
         )
 
-    def _run(self, method, *args):
-        """Calls `method` of the tensorflow-text tokenizer.
+    def reset(self):
+        """Rebuilds the tensorflow-text tokenizer and its model resource.
 
         `tf.random.set_seed` (and so `keras.utils.set_random_seed`) clears TensorFlow's kernel
-        cache, which frees the SentencePiece model resource of eagerly built tokenizers; the
-        tokenizer is then rebuilt once instead of failing with NotFoundError.
+        cache, which frees the SentencePiece model resource of an eagerly built tokenizer
+        (tensorflow/text#570): later calls fail with NotFoundError. Eager calls reset and retry
+        by themselves; holders of `tf.function`s that captured the old resource (`Translator`)
+        reset and retrace.
         """
+        self._tokenizer = self._make_tokenizer()
+
+    def _run(self, method, *args):
+        """Calls `method` of the tensorflow-text tokenizer (see `reset`)."""
         try:
             return getattr(self._tokenizer, method)(*args)
         except tf.errors.NotFoundError:
             if not tf.executing_eagerly():
                 raise
-            self._tokenizer = self._make_tokenizer()
+            self.reset()
             return getattr(self._tokenizer, method)(*args)
 
     def tokenize(self, texts):

@@ -1,0 +1,122 @@
+"""`translate()`: raw strings in, strings out, through the in-graph tokenizers.
+
+Tokenization, search and detokenization form one TensorFlow function (`translate_graph`), the
+same one the SavedModel export serves, so `translate()` and a served model agree.
+"""
+
+import tensorflow as tf
+
+from seq2seq.decoding import generate, get_strategy
+from seq2seq.text.tokenizer import END_ID
+
+
+class Translator:
+    """A trained model with its tokenizers.
+
+    Args:
+        model: a `Transformer`.
+        source_tokenizer, target_tokenizer: `seq2seq.text.tokenizer.Tokenizer`s.
+        max_source_length: sources are cut to this many tokens (end id included); longer
+            input, even megabytes of it, is truncated, never rejected. Default: the model's
+            `max_length`.
+        max_length: default longest output, start id included. Default: the model's.
+
+    Example:
+    >>> translator = Translator(model, tokenizer, tokenizer)
+    >>> translator.translate(["Choose Tools - Options."], beam_size=4)
+    ['Wählen Sie Extras - Optionen.']
+    """
+
+    def __init__(
+        self, model, source_tokenizer, target_tokenizer, max_source_length=None, max_length=None
+    ):
+        self.model = model
+        self.source_tokenizer = source_tokenizer
+        self.target_tokenizer = target_tokenizer
+        self.max_source_length = max_source_length or model.max_length
+        self.max_length = max_length or model.max_length
+        self._functions = {}
+
+    def encode_sources(self, texts):
+        """`(batch,)` strings -> `(batch, length)` int32 ids ending with the end id, 0-padded."""
+        ids = self.source_tokenizer.tokenize(texts)[:, : self.max_source_length - 1]
+        end = tf.fill([ids.nrows(), 1], END_ID)
+        return tf.concat([ids, tf.RaggedTensor.from_tensor(end)], axis=1).to_tensor()
+
+    def translate_graph(self, texts, strategy, max_length):
+        """The whole translation as TensorFlow ops.
+
+        Returns:
+            `(translations, scores, tokens)`: strings `(batch, n_best)`, float32
+            `(batch, n_best)` and int32 `(batch, n_best, max_length)`.
+        """
+        source_ids = self.encode_sources(texts)
+        result = generate(self.model, source_ids, strategy, max_length)
+        tokens = tf.convert_to_tensor(result.tokens)
+        batch, n_best = tf.shape(tokens)[0], tf.shape(tokens)[1]
+        strings = self.target_tokenizer.detokenize(tf.reshape(tokens, (batch * n_best, -1)))
+        return tf.reshape(strings, (batch, n_best)), tf.convert_to_tensor(result.scores), tokens
+
+    def _function(self, strategy_name, max_length, options):
+        key = (strategy_name, max_length, tuple(sorted(options.items())))
+        if key not in self._functions:
+            strategy = get_strategy(strategy_name, **options)
+
+            @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+            def run(texts):
+                return self.translate_graph(texts, strategy, max_length)
+
+            self._functions[key] = run
+        return self._functions[key]
+
+    def translate(
+        self,
+        texts,
+        strategy="beam",
+        beam_size=4,
+        alpha=0.6,
+        n_best=1,
+        min_length=0,
+        max_length=None,
+        batch_size=64,
+        return_scores=False,
+        **sampling_options,
+    ):
+        """Translates a list of strings.
+
+        Args:
+            texts: source strings.
+            strategy: "beam", "greedy" or "sampling".
+            beam_size, alpha, n_best: beam search settings.
+            min_length: fewest output tokens before the end id.
+            max_length: longest output (start id included); default the translator's.
+            batch_size: sentences per call of the model.
+            return_scores: return `(text, score)` pairs.
+            **sampling_options: `temperature`, `top_k`, `top_p`, `seed` for sampling.
+
+        Returns:
+            One string per input; with `n_best > 1` a list of `n_best` strings per input; with
+            `return_scores` `(string, score)` tuples in place of strings.
+        """
+        options = {"min_length": min_length, **sampling_options}
+        if strategy == "beam":
+            options.update(beam_size=beam_size, alpha=alpha, n_best=n_best)
+        outputs = []
+        for start in range(0, len(texts), batch_size):
+            batch = tf.constant(list(texts[start : start + batch_size]))
+            run = self._function(strategy, max_length or self.max_length, options)
+            try:
+                strings, scores, _ = run(batch)
+            except tf.errors.NotFoundError:
+                # A tokenizer resource was freed by tf.random.set_seed (see Tokenizer.reset).
+                self.source_tokenizer.reset()
+                self.target_tokenizer.reset()
+                self._functions.clear()
+                run = self._function(strategy, max_length or self.max_length, options)
+                strings, scores, _ = run(batch)
+            for row_strings, row_scores in zip(strings.numpy(), scores.numpy()):
+                row = [s.decode("utf-8") for s in row_strings]
+                if return_scores:
+                    row = list(zip(row, row_scores.tolist()))
+                outputs.append(row if n_best > 1 and strategy == "beam" else row[0])
+        return outputs

@@ -1,0 +1,1 @@
+"""Metrics and visualisations of a model's output."""

@@ -1,0 +1,59 @@
+"""translate(): strings in, strings out, equal to the search run by hand."""
+
+import keras
+import numpy as np
+import pytest
+
+from seq2seq.data.readers import read_tsv
+from seq2seq.decoding import BeamSearch, GreedySearch, generate
+from seq2seq.decoding.translator import Translator
+from seq2seq.models import Transformer
+from seq2seq.text.tokenizer import END_ID, train_tokenizer
+
+PAIRS = read_tsv("tests/fixtures/libreoffice-help.en-de.tsv")
+SENTENCES = ["Choose Tools - Options.", "Insert a new sheet.", "The Template Library"]
+
+
+@pytest.fixture(scope="module")
+def translator():
+    tokenizer = train_tokenizer([s for p in PAIRS for s in p], vocabulary_size=500)
+    keras.utils.set_random_seed(11)
+    model = Transformer.from_size(
+        "tiny", source_vocabulary_size=500, target_vocabulary_size=500, max_length=16,
+        dropout=0.0,
+    )
+    return Translator(model, tokenizer, tokenizer)
+
+
+def by_hand(translator, texts, search):
+    ids = [translator.source_tokenizer.tokenize([t]).to_list()[0][:15] + [END_ID] for t in texts]
+    width = max(len(i) for i in ids)
+    source = np.array([i + [0] * (width - len(i)) for i in ids], dtype="int32")
+    result = generate(translator.model, source, search, max_length=16)
+    tokens = np.asarray(result.tokens)
+    return [
+        [s.decode() for s in translator.target_tokenizer.detokenize(row).numpy()] for row in tokens
+    ], np.asarray(result.scores)
+
+
+def test_greedy_translation_equals_the_search_by_hand(translator):
+    expected, _ = by_hand(translator, SENTENCES, GreedySearch())
+    assert translator.translate(SENTENCES, strategy="greedy") == [row[0] for row in expected]
+
+
+def test_beam_n_best_with_scores(translator):
+    expected, scores = by_hand(translator, SENTENCES, BeamSearch(beam_size=3, alpha=0.6, n_best=2))
+    got = translator.translate(SENTENCES, beam_size=3, n_best=2, return_scores=True)
+    assert [[text for text, _ in row] for row in got] == expected
+    np.testing.assert_allclose([[s for _, s in row] for row in got], scores, atol=1e-5)
+    assert all(row[0][1] >= row[1][1] for row in got)
+
+
+def test_bad_input_never_disturbs_the_good_sentences(translator):
+    huge = "Sheet " * 200_000  # 1.2 MB: truncated to max_source_length tokens
+    mixed = ["", "   ", SENTENCES[0], huge, b"caf\xe9".decode("latin-1"), SENTENCES[1]]
+    alone = translator.translate(SENTENCES[:2], batch_size=1)
+    together = translator.translate(mixed)
+    assert len(together) == len(mixed)
+    assert [together[2], together[5]] == alone
+    assert translator.encode_sources([huge]).shape == (1, 16)
