@@ -1,8 +1,87 @@
-"""The `seq2seq` command line: thin wrappers over the library."""
+"""The `seq2seq` command line: thin wrappers over the library.
+
+    seq2seq train CONFIG.yaml --run-dir DIR [--set training.steps=2000 ...]
+    seq2seq evaluate DIR [--split test]
+    seq2seq translate DIR [--input FILE] [--output FILE]
+    seq2seq export DIR OUT_DIR
+"""
 
 import argparse
 import json
+import logging
+import os
 import sys
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _print(*args):
+    print(*args, flush=True)
+
+
+def _load_run_config(run_dir, overrides):
+    from seq2seq import config as config_lib
+
+    path = os.path.join(run_dir, "config.yaml")
+    if not os.path.exists(path):
+        raise SystemExit(f"{run_dir} is not a run directory: {path} is missing.")
+    return config_lib.load(path, overrides)
+
+
+def _train(args):
+    from seq2seq import config as config_lib
+    from seq2seq.training.trainer import train_and_evaluate
+
+    config = config_lib.load(args.config, args.set)
+    summary = train_and_evaluate(config, args.run_dir, print_fn=_print)
+    _print(json.dumps(summary))
+
+
+def _open_run(args):
+    from seq2seq.training.trainer import Run
+
+    return Run(_load_run_config(args.run_dir, args.set), args.run_dir, print_fn=_print)
+
+
+def _evaluate(args):
+    from seq2seq.training.trainer import evaluate
+
+    scores, examples = evaluate(_open_run(args), args.split)
+    for score in scores.values():
+        _print(repr(score))
+    _print(json.dumps({f"{args.split}_{n}": round(float(s), 2) for n, s in scores.items()}))
+
+
+def _translate(args):
+    run = _open_run(args)
+    run.checkpoints.restore(run.checkpoints.best_manager.latest_checkpoint)
+    source = open(args.input, encoding="utf-8") if args.input else sys.stdin
+    output = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    batch = []
+
+    def flush():
+        for line in run.decode(batch):
+            output.write(line + "\n")
+        output.flush()
+        batch.clear()
+
+    for line in source:  # streaming: a batch is written as soon as it is full
+        batch.append(line.rstrip("\n"))
+        if len(batch) == args.batch_size:
+            flush()
+    if batch:
+        flush()
+
+
+def _export(args):
+    from seq2seq.export.saved_model import export_translator
+
+    run = _open_run(args)
+    run.checkpoints.restore(run.checkpoints.best_manager.latest_checkpoint)
+    path = export_translator(run.translator, run.config.decoding, args.out_dir,
+                             version=run.config.export.version)
+    _print(json.dumps({"export": str(path)}))
 
 
 def _demo(args):
@@ -14,41 +93,58 @@ def _demo(args):
 
     keras.utils.set_random_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    # Ids: 0 pad, 1 start, 2 end, 3..12 the digits.
     lengths = rng.integers(3, 9, size=args.examples)
     source = np.zeros((args.examples, 8), "int32")
     target = np.zeros((args.examples, 10), "int32")
-    for row, length in enumerate(lengths):
+    for row, length in enumerate(lengths):  # ids: 0 pad, 1 start, 2 end, 3..12 digits
         digits = rng.integers(3, 13, size=length)
         source[row, :length] = digits
         target[row, : length + 2] = [1, *digits[::-1], 2]
-    target_in, labels = target[:, :-1], target[:, 1:]
-    model = Transformer.from_size(
-        args.size, source_vocabulary_size=13, target_vocabulary_size=13, dropout=0.0
-    )
-    model.compile(
-        optimizer=keras.optimizers.Adam(3e-3),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        weighted_metrics=["sparse_categorical_accuracy"],
-    )
-    weights = (labels != 0).astype("float32")
-    history = model.fit(
-        (source, target_in), labels, sample_weight=weights, batch_size=64,
-        epochs=args.epochs, validation_split=0.1, verbose=2,
-    )
-    result = {
-        "size": args.size,
-        "params": model.count_params(),
-        "val_token_accuracy": round(history.history["val_sparse_categorical_accuracy"][-1], 4),
-    }
-    print(json.dumps(result))
+    model = Transformer.from_size("tiny", source_vocabulary_size=13, target_vocabulary_size=13,
+                                  dropout=0.0)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  weighted_metrics=["sparse_categorical_accuracy"])
+    labels = target[:, 1:]
+    history = model.fit((source, target[:, :-1]), labels, sample_weight=(labels != 0) * 1.0,
+                        batch_size=64, epochs=args.epochs, validation_split=0.1, verbose=2)
+    accuracy = history.history["val_sparse_categorical_accuracy"][-1]
+    _print(json.dumps({"val_token_accuracy": round(accuracy, 4)}))
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="seq2seq", description=__doc__)
+    parser = argparse.ArgumentParser(prog="seq2seq", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="train a tiny model on a toy reversal task")
-    demo.add_argument("--size", default="tiny")
+
+    def with_overrides(command):
+        command.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                             help="override a config field (repeatable)")
+        return command
+
+    train = with_overrides(commands.add_parser("train", help="train, evaluate on test, export"))
+    train.add_argument("config", help="YAML config file")
+    train.add_argument("--run-dir", required=True, help="run directory (re-run to resume)")
+    train.set_defaults(run=_train)
+
+    evaluate = with_overrides(commands.add_parser("evaluate", help="metrics of a split"))
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    evaluate.set_defaults(run=_evaluate)
+
+    translate = with_overrides(commands.add_parser("translate", help="a file or stdin to stdout"))
+    translate.add_argument("run_dir")
+    translate.add_argument("--input", help="source file (default stdin), one sentence a line")
+    translate.add_argument("--output", help="output file (default stdout)")
+    translate.add_argument("--batch-size", type=int, default=32)
+    translate.set_defaults(run=_translate)
+
+    export = with_overrides(commands.add_parser("export", help="SavedModel for TF Serving"))
+    export.add_argument("run_dir")
+    export.add_argument("out_dir")
+    export.set_defaults(run=_export)
+
+    demo = commands.add_parser("demo", help="a tiny model learns to reverse digit strings")
     demo.add_argument("--examples", type=int, default=4000)
     demo.add_argument("--epochs", type=int, default=10)
     demo.add_argument("--seed", type=int, default=0)
@@ -57,8 +153,13 @@ def build_parser():
 
 
 def main(argv=None):
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    args.run(args)
+    try:
+        args.run(args)
+    except (ValueError, FileNotFoundError, FloatingPointError) as error:
+        print(f"seq2seq {args.command}: error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -1,0 +1,217 @@
+"""Typed configuration: dataclasses with a comment per field, YAML files, CLI overrides.
+
+Precedence: `--set section.field=value` on the command line > the YAML file > the defaults
+below. The resolved config is written into the run directory as `config.yaml`, and that file
+can be given back to `seq2seq train` as it is.
+"""
+
+import dataclasses
+import pathlib
+from typing import Optional
+
+import yaml
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    size: str = "small"  # named size: tiny, small, base, big (seq2seq.models.SIZES)
+    num_encoder_layers: Optional[int] = None  # overrides the size's value when set
+    num_decoder_layers: Optional[int] = None  # overrides the size's value when set
+    hidden_dim: Optional[int] = None  # d_model; overrides the size's value when set
+    num_heads: Optional[int] = None  # attention heads; overrides the size's value when set
+    intermediate_dim: Optional[int] = None  # d_ff; overrides the size's value when set
+    dropout: float = 0.1  # residual and embedding dropout
+    attention_dropout: float = 0.0  # dropout on attention probabilities
+    activation_dropout: float = 0.0  # dropout inside the feed-forward blocks
+    activation: str = "relu"  # feed-forward activation
+    norm_first: bool = True  # pre-norm (True) or post-norm (False)
+    position_embedding: str = "sinusoidal"  # sinusoidal or learned
+    max_length: int = 128  # longest source/target in tokens (longer pairs are filtered)
+    share_embeddings: bool = True  # one token table for source and target (joint vocabulary)
+    tie_output: bool = True  # output projection through the target token table
+
+
+@dataclasses.dataclass
+class DataConfig:
+    task: str = "translation"  # translation (BLEU/chrF) or summarization (ROUGE)
+    dataset: Optional[str] = "libreoffice-help"  # bundled dataset name, or None to use files
+    dataset_config: Optional[str] = None  # e.g. en-de; None: the dataset's default
+    train_file: Optional[str] = None  # TSV / JSONL file(s) when dataset is None
+    valid_file: Optional[str] = None  # validation file when dataset is None
+    test_file: Optional[str] = None  # test file when dataset is None
+    format: str = "tsv"  # tsv or jsonl (files only)
+    source_field: str = "source"  # JSONL field of the source
+    target_field: str = "target"  # JSONL field of the target
+    on_error: str = "skip"  # malformed lines: skip (counted, one warning) or error
+    max_train_pairs: Optional[int] = None  # use only the first N training pairs
+    tokenizer: str = "sentencepiece"  # sentencepiece or wordpiece
+    sentencepiece_model_type: str = "unigram"  # unigram or bpe
+    vocabulary_size: int = 8000  # subword vocabulary size (special ids included)
+    joint_vocabulary: bool = True  # one vocabulary for source and target
+    tokenizer_train_pairs: int = 20000  # pairs the vocabulary is learned from
+    batch_tokens: Optional[int] = 4096  # token budget per batch (padding included)
+    batch_size: Optional[int] = None  # fixed examples per batch instead of a token budget
+    shuffle_seed: int = 0  # seed of the per-epoch shuffle
+
+
+@dataclasses.dataclass
+class TrainingConfig:
+    steps: int = 3000  # optimizer steps in all
+    time_budget_minutes: Optional[float] = None  # stop training after this wall-clock time
+    eval_every: int = 500  # steps between validations and checkpoints
+    optimizer: str = "adam"  # adam or adamw
+    learning_rate: float = 1e-3  # peak learning rate
+    schedule: str = "inverse_sqrt"  # inverse_sqrt (Noam-style), cosine, constant
+    warmup_steps: int = 400  # linear warmup steps
+    weight_decay: float = 0.0  # AdamW decoupled weight decay
+    beta_2: float = 0.98  # Adam beta_2
+    label_smoothing: float = 0.1  # label smoothing of the cross-entropy
+    clip_norm: Optional[float] = 1.0  # clip gradients by global norm (None: off)
+    gradient_accumulation_steps: Optional[int] = None  # accumulate gradients over N batches
+    precision: str = "float32"  # float32, mixed_bfloat16, mixed_float16 (loss scaling)
+    jit_compile: bool = False  # compile the train step with XLA
+    keep_checkpoints: int = 3  # most recent checkpoints kept (the best one is kept apart)
+    early_stopping_patience: Optional[int] = None  # validations without improvement to stop
+    valid_sentences: int = 300  # validation sentences decoded for BLEU/ROUGE
+    init_checkpoint: Optional[str] = None  # fine-tune: weights to start from (run dir)
+    freeze_encoder: bool = False  # fine-tune with the encoder frozen
+    average_checkpoints: int = 1  # average the last N checkpoints for the final model
+    seed: int = 1234  # initialisation seed
+    strategy: str = "default"  # default, mirrored, multi_worker, tpu
+
+
+@dataclasses.dataclass
+class DecodingConfig:
+    strategy: str = "beam"  # beam, greedy, sampling
+    beam_size: int = 4  # beam width
+    alpha: float = 0.6  # GNMT length penalty exponent
+    n_best: int = 1  # hypotheses returned per input
+    max_length: Optional[int] = None  # longest output; None: model.max_length
+    batch_size: int = 64  # sentences per decoding batch
+    examples: int = 3  # example translations printed after the test
+
+
+@dataclasses.dataclass
+class ExportConfig:
+    enabled: bool = True  # export a SavedModel at the end of training
+    version: int = 1  # TF Serving model version directory
+
+
+@dataclasses.dataclass
+class Config:
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
+    decoding: DecodingConfig = dataclasses.field(default_factory=DecodingConfig)
+    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+SECTIONS = {f.name: f.type for f in dataclasses.fields(Config)}
+
+
+def _section_class(name):
+    return {
+        "model": ModelConfig,
+        "data": DataConfig,
+        "training": TrainingConfig,
+        "decoding": DecodingConfig,
+        "export": ExportConfig,
+    }[name]
+
+
+def _fields(cls):
+    return {f.name: f for f in dataclasses.fields(cls)}
+
+
+def _coerce(value, default, where):
+    """Parses a CLI string as YAML and checks its type against the field's default."""
+    if isinstance(value, str):
+        value = yaml.safe_load(value) if value != "" else ""
+    if default is None or value is None:
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"{where} expects true or false, got {value!r}.")
+    elif isinstance(default, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{where} expects a number, got {value!r}.")
+        if isinstance(default, int) and not isinstance(default, bool) and float(value) != int(
+            value
+        ):
+            raise ValueError(f"{where} expects an integer, got {value!r}.")
+        value = type(default)(value)
+    elif isinstance(default, str) and not isinstance(value, str):
+        raise ValueError(f"{where} expects a string, got {value!r}.")
+    return value
+
+
+def from_dict(data, where="config"):
+    """A `Config` from nested dicts; unknown sections or fields raise `ValueError`."""
+    data = data or {}
+    unknown = set(data) - set(SECTIONS)
+    if unknown:
+        raise ValueError(
+            f"{where}: unknown section(s) {sorted(unknown)}; expected {', '.join(SECTIONS)}."
+        )
+    sections = {}
+    for name in SECTIONS:
+        cls = _section_class(name)
+        values = data.get(name) or {}
+        if not isinstance(values, dict):
+            raise ValueError(f"{where}: section {name!r} must be a mapping, got {values!r}.")
+        fields = _fields(cls)
+        bad = set(values) - set(fields)
+        if bad:
+            raise ValueError(
+                f"{where}: unknown field(s) {sorted(bad)} in section {name!r}; expected "
+                f"{', '.join(fields)}."
+            )
+        defaults = cls()
+        sections[name] = cls(
+            **{
+                key: _coerce(value, getattr(defaults, key), f"{where}: {name}.{key}")
+                for key, value in values.items()
+            }
+        )
+    return Config(**sections)
+
+
+def apply_overrides(config, overrides):
+    """Applies `["section.field=value", ...]` (values parsed as YAML) to a copy of `config`."""
+    data = config.to_dict()
+    for override in overrides or []:
+        if "=" not in override or "." not in override.split("=", 1)[0]:
+            raise ValueError(
+                f"--set {override!r}: expected section.field=value, e.g. training.steps=2000."
+            )
+        key, value = override.split("=", 1)
+        section, field = key.split(".", 1)
+        if section not in data or field not in data[section]:
+            raise ValueError(f"--set {override!r}: no field {key!r} in the config.")
+        data[section][field] = value
+    return from_dict(data, where="--set")
+
+
+def load(path=None, overrides=None):
+    """Defaults, then the YAML file at `path`, then the `overrides`."""
+    data = {}
+    if path is not None:
+        path = pathlib.Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"Config file {path} does not exist.")
+        data = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path} must hold a mapping of sections, got {type(data).__name__}.")
+    return apply_overrides(from_dict(data, where=str(path or "config")), overrides)
+
+
+def save(config, path):
+    """Writes the resolved config as YAML (atomically)."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    partial.replace(path)

@@ -1,0 +1,1 @@
+"""Export for TensorFlow Serving: strings in, strings out."""

@@ -1,0 +1,1 @@
+"""Training: schedules, losses, callbacks, checkpoints and `train_and_evaluate()`."""

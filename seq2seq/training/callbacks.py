@@ -1,0 +1,207 @@
+"""Training callbacks: progress, NaN guard, validation with checkpoints, TensorBoard output."""
+
+import json
+import math
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from seq2seq.evaluation import metrics
+from seq2seq.evaluation.attention_plot import figure_to_png, plot_attention
+
+
+@keras.saving.register_keras_serializable(package="seq2seq")
+class TokenCount(keras.metrics.Metric):
+    """Sum of the sample weights seen: the real target tokens trained on (for tokens/s)."""
+
+    def __init__(self, name="tokens", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.total = self.add_variable((), initializer="zeros", dtype="float32", name="total")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        if sample_weight is None:
+            sample_weight = keras.ops.ones(keras.ops.shape(y_true), "float32")
+        self.total.assign_add(keras.ops.sum(keras.ops.cast(sample_weight, "float32")))
+
+    def result(self):
+        return self.total
+
+
+def learning_rate(optimizer):
+    return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+
+
+class ProgressLogger(keras.callbacks.Callback):
+    """One line every `every` steps: loss, accuracy, learning rate, tokens/s, ETA."""
+
+    def __init__(self, total_steps, every=50, writer=None, print_fn=print):
+        super().__init__()
+        self.total_steps = total_steps
+        self.every = every
+        self.writer = writer
+        self.print_fn = print_fn
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        step = int(self.model.optimizer.iterations.numpy())
+        if step % self.every and step != self.total_steps:
+            return
+        elapsed = time.perf_counter() - self.epoch_start
+        tokens_per_second = float(logs.get("tokens", 0.0)) / max(elapsed, 1e-9)
+        lr = learning_rate(self.model.optimizer)
+        seconds_per_step = elapsed / max(batch + 1, 1)
+        eta = (self.total_steps - step) * seconds_per_step
+        self.print_fn(
+            f"step {step}/{self.total_steps} loss {logs.get('loss', float('nan')):.4f} "
+            f"acc {logs.get('accuracy', float('nan')):.4f} lr {lr:.2e} "
+            f"tok/s {tokens_per_second:.0f} eta {eta / 60:.1f}min",
+        )
+        if self.writer is not None:
+            with self.writer.as_default(step=step):
+                tf.summary.scalar("loss", logs.get("loss", 0.0))
+                tf.summary.scalar("accuracy", logs.get("accuracy", 0.0))
+                tf.summary.scalar("learning_rate", lr)
+                tf.summary.scalar("tokens_per_second", tokens_per_second)
+                if "gradient_norm" in logs:
+                    tf.summary.scalar("gradient_norm", logs["gradient_norm"])
+
+
+class NaNGuard(keras.callbacks.Callback):
+    """Stops training at the first NaN or Inf loss, before any checkpoint is written."""
+
+    def __init__(self, checkpoints):
+        super().__init__()
+        self.checkpoints = checkpoints
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            step = int(self.model.optimizer.iterations.numpy())
+            raise FloatingPointError(
+                f"The training loss became {float(loss)} at step {step}; training stopped. "
+                f"The last good checkpoint is kept: {self.checkpoints.latest or 'none yet'}. "
+                "Lower training.learning_rate, raise training.warmup_steps, or set "
+                "training.clip_norm."
+            )
+
+
+class Validation(keras.callbacks.Callback):
+    """At the end of every `eval_every` steps: validate, write summaries, checkpoint.
+
+    Translates the validation sources (greedy search, for speed), computes BLEU and chrF
+    (translation) or ROUGE (summarization), writes scalars, sample outputs and cross-attention
+    heatmaps to TensorBoard, saves a checkpoint (and the best one, on the task's metric), and
+    stops on a time budget or when early stopping runs out of patience.
+
+    Args:
+        task: "translation" or "summarization".
+        translator: a `Translator` over the model being trained.
+        pairs: validation `(source, target)` pairs.
+        checkpoints: the run's `Checkpoints`.
+        eval_every: steps between validations.
+        writer: TensorBoard writer for validation summaries.
+        patience: validations without improvement before stopping (None: never).
+        deadline: `time.time()` after which training stops (None: never).
+        samples: sentence pairs shown as text and heatmaps.
+        history_path: JSON file the validation results are appended to.
+        print_fn: where progress lines go.
+    """
+
+    def __init__(self, task, translator, pairs, checkpoints, eval_every, writer, patience=None,
+                 deadline=None, samples=3, history_path=None, print_fn=print):
+        super().__init__()
+        self.task = task
+        self.translator = translator
+        self.pairs = pairs
+        self.checkpoints = checkpoints
+        self.eval_every = eval_every
+        self.writer = writer
+        self.patience = patience
+        self.deadline = deadline
+        self.samples = samples
+        self.history_path = history_path
+        self.print_fn = print_fn
+        self.bad_validations = 0
+
+    def scores(self, hypotheses, references):
+        if self.task == "translation":
+            return {
+                "bleu": metrics.bleu(hypotheses, references),
+                "chrf": metrics.chrf(hypotheses, references),
+            }
+        return metrics.rouge(hypotheses, references)
+
+    @property
+    def metric_name(self):
+        return "bleu" if self.task == "translation" else "rougeLsum"
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        self.checkpoints.batches.assign((epoch + 1) * self.eval_every)
+        sources = [s for s, _ in self.pairs]
+        references = [t for _, t in self.pairs]
+        hypotheses = self.translator.translate(sources, strategy="greedy")
+        scores = self.scores(hypotheses, references)
+        value = float(scores[self.metric_name])
+        improved = value > float(self.checkpoints.best_metric.numpy())
+        if improved:
+            self.checkpoints.save_best(step, value)
+            self.bad_validations = 0
+        else:
+            self.checkpoints.save(step)
+            self.bad_validations += 1
+        line = " ".join(f"{name} {float(s):.2f}" for name, s in scores.items())
+        self.print_fn(f"validation at step {step}: {line}" + (" (best)" if improved else ""))
+        self.write_summaries(step, logs or {}, scores, sources, references, hypotheses)
+        if self.history_path is not None:
+            record = {"step": step, **{k: float(v) for k, v in scores.items()},
+                      "loss": float((logs or {}).get("loss", float("nan")))}
+            with open(self.history_path, "a") as history:
+                history.write(json.dumps(record) + "\n")
+        if self.patience is not None and self.bad_validations >= self.patience:
+            self.print_fn(f"early stopping: no better {self.metric_name} for {self.patience} "
+                          "validations")
+            self.model.stop_training = True
+        if self.deadline is not None and time.time() >= self.deadline:
+            self.print_fn("time budget reached: training stops")
+            self.model.stop_training = True
+
+    def write_summaries(self, step, logs, scores, sources, references, hypotheses):
+        with self.writer.as_default(step=step):
+            for name, score in scores.items():
+                tf.summary.scalar(name, float(score))
+            rows = [
+                f"| {i} | {s} | {r} | {h} |"
+                for i, (s, r, h) in enumerate(
+                    zip(sources[: self.samples], references, hypotheses), start=1
+                )
+            ]
+            table = "| # | source | reference | hypothesis |\n|---|---|---|---|\n" + "\n".join(rows)
+            tf.summary.text("samples", table)
+            for i, (source, hypothesis) in enumerate(
+                zip(sources[: self.samples], hypotheses), start=1
+            ):
+                tf.summary.image(f"cross_attention/{i}", self.heatmap(source, hypothesis))
+        self.writer.flush()
+
+    def heatmap(self, source, hypothesis):
+        """`(1, height, width, 4)` uint8 image of the hypothesis' cross-attention."""
+        translator = self.translator
+        source_ids = translator.encode_sources([source])
+        target = translator.target_tokenizer.tokenize([hypothesis])
+        target_ids = tf.concat([[[1]], tf.cast(target.to_tensor(), tf.int32)], axis=1)
+        weights = self.model.cross_attention(source_ids, target_ids)[0]
+        weights = np.asarray(weights).mean(axis=0)  # average over heads
+        to_tokens = lambda tok, ids: [t.decode("utf-8", "replace")  # noqa: E731
+                                      for t in tok.id_to_token(ids).numpy()]
+        figure = plot_attention(
+            weights,
+            to_tokens(translator.source_tokenizer, source_ids[0]),
+            ["<s>"] + to_tokens(translator.target_tokenizer, target_ids[0, 1:]),
+        )
+        return tf.image.decode_png(figure_to_png(figure))[tf.newaxis]

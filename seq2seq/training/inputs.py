@@ -1,0 +1,84 @@
+"""From a `DataConfig` to pairs, tokenizers and datasets."""
+
+import logging
+import pathlib
+import shutil
+
+from seq2seq import datasets
+from seq2seq.data import readers
+from seq2seq.data.pipeline import encode_pairs, make_dataset
+from seq2seq.text.tokenizer import Tokenizer, train_tokenizer
+
+logger = logging.getLogger(__name__)
+
+TASKS = ("translation", "summarization")
+
+
+def load_split(data, split):
+    """The `(source, target)` pairs of one split, from the bundled dataset or the files."""
+    if data.task not in TASKS:
+        raise ValueError(f"data.task={data.task!r}; expected one of {', '.join(TASKS)}.")
+    if data.dataset:
+        pairs = datasets.load(data.dataset, data.dataset_config, split)
+    else:
+        file = getattr(data, f"{split}_file")
+        if not file:
+            raise ValueError(f"data.{split}_file is not set and data.dataset is None.")
+        if data.format == "tsv":
+            pairs = readers.read_tsv(file, on_error=data.on_error)
+        elif data.format == "jsonl":
+            pairs = readers.read_jsonl(
+                file, data.source_field, data.target_field, on_error=data.on_error
+            )
+        else:
+            raise ValueError(f"data.format={data.format!r}; expected tsv or jsonl.")
+    if split == "train" and data.max_train_pairs:
+        pairs = pairs[: data.max_train_pairs]
+    return pairs
+
+
+def tokenizers(data, train_pairs, directory):
+    """Loads the run's tokenizers from `directory`, or learns and saves them (atomically)."""
+    directory = pathlib.Path(directory)
+    source_dir, target_dir = directory / "source", directory / "target"
+    if (source_dir / "tokenizer.json").exists():
+        source = Tokenizer.load(source_dir)
+        target = Tokenizer.load(target_dir) if not data.joint_vocabulary else source
+        return source, target
+    sample = train_pairs[: data.tokenizer_train_pairs]
+    options = dict(
+        kind=data.tokenizer,
+        vocabulary_size=data.vocabulary_size,
+        model_type=data.sentencepiece_model_type,
+    )
+    if data.joint_vocabulary:
+        source = target = train_tokenizer([s for p in sample for s in p], **options)
+    else:
+        source = train_tokenizer([s for s, _ in sample], **options)
+        target = train_tokenizer([t for _, t in sample], **options)
+    partial = directory.with_name(directory.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    source.save(partial / "source")
+    target.save(partial / "target")
+    partial.rename(directory)
+    return source, target
+
+
+def train_dataset(data, train_pairs, source_tokenizer, target_tokenizer, max_length, skip=0):
+    """The repeated, shuffled, bucketed training batches, after `skip` consumed batches."""
+    sources, targets, dropped = encode_pairs(
+        train_pairs, source_tokenizer, target_tokenizer, max_length
+    )
+    if dropped:
+        logger.info("dropped %d of %d training pairs longer than %d tokens", dropped,
+                    len(train_pairs), max_length)
+    dataset = make_dataset(
+        sources,
+        targets,
+        batch_tokens=data.batch_tokens if not data.batch_size else None,
+        batch_size=data.batch_size,
+        max_length=max_length,
+        seed=data.shuffle_seed,
+        repeat=True,
+    )
+    return dataset.skip(skip) if skip else dataset

@@ -1,0 +1,261 @@
+"""`train_and_evaluate(config, run_dir)`: the whole job, resumable."""
+
+import json
+import logging
+import math
+import os
+import pathlib
+import time
+
+import keras
+import tensorflow as tf
+
+from seq2seq import config as config_lib
+from seq2seq.decoding.translator import Translator
+from seq2seq.evaluation import metrics
+from seq2seq.models import Transformer
+from seq2seq.training import inputs
+from seq2seq.training.callbacks import NaNGuard, ProgressLogger, TokenCount, Validation
+from seq2seq.training.checkpoints import Checkpoints
+from seq2seq.training.distribution import get_distribution_strategy
+from seq2seq.training.losses import LabelSmoothedCrossEntropy
+from seq2seq.training.schedules import get_schedule
+
+logger = logging.getLogger(__name__)
+
+MODEL_OVERRIDES = ("num_encoder_layers", "num_decoder_layers", "hidden_dim", "num_heads",
+                   "intermediate_dim")
+
+
+def build_model(model_config, source_vocabulary_size, target_vocabulary_size):
+    """The `Transformer` a `ModelConfig` describes."""
+    options = {name: getattr(model_config, name) for name in MODEL_OVERRIDES
+               if getattr(model_config, name) is not None}
+    return Transformer.from_size(
+        model_config.size,
+        source_vocabulary_size=source_vocabulary_size,
+        target_vocabulary_size=target_vocabulary_size,
+        dropout=model_config.dropout,
+        attention_dropout=model_config.attention_dropout,
+        activation_dropout=model_config.activation_dropout,
+        activation=model_config.activation,
+        norm_first=model_config.norm_first,
+        position_embedding=model_config.position_embedding,
+        max_length=model_config.max_length,
+        share_embeddings=model_config.share_embeddings,
+        tie_output=model_config.tie_output,
+        **options,
+    )
+
+
+def build_optimizer(training):
+    schedule = get_schedule(
+        training.schedule, training.learning_rate, training.warmup_steps, training.steps
+    )
+    options = dict(
+        learning_rate=schedule,
+        beta_2=training.beta_2,
+        epsilon=1e-9,
+        global_clipnorm=training.clip_norm,
+        gradient_accumulation_steps=training.gradient_accumulation_steps,
+    )
+    if training.optimizer == "adam":
+        return keras.optimizers.Adam(**options)
+    if training.optimizer == "adamw":
+        return keras.optimizers.AdamW(weight_decay=training.weight_decay, **options)
+    raise ValueError(f"training.optimizer={training.optimizer!r}; expected adam or adamw.")
+
+
+def compile_model(model, config):
+    model.compile(
+        optimizer=build_optimizer(config.training),
+        loss=LabelSmoothedCrossEntropy(config.training.label_smoothing),
+        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"), TokenCount()],
+        jit_compile=config.training.jit_compile,
+    )
+
+
+class Run:
+    """A run directory: its resolved config, tokenizers, model and checkpoints."""
+
+    def __init__(self, config, run_dir, print_fn=print):
+        self.config = config
+        self.run_dir = pathlib.Path(run_dir)
+        self.print = print_fn
+        keras.config.set_dtype_policy(config.training.precision)
+        self.strategy = get_distribution_strategy(config.training.strategy)
+        self.train_pairs = inputs.load_split(config.data, "train")
+        self.source_tokenizer, self.target_tokenizer = inputs.tokenizers(
+            config.data, self.train_pairs, self.run_dir / "tokenizer"
+        )
+        keras.utils.set_random_seed(config.training.seed)
+        with self.strategy.scope():
+            self.model = build_model(
+                config.model,
+                self.source_tokenizer.vocabulary_size,
+                self.target_tokenizer.vocabulary_size,
+            )
+            compile_model(self.model, config)
+            dummy = tf.ones((1, 2), tf.int32)
+            self.model((dummy, dummy))
+            self.model.optimizer.build(self.model.trainable_variables)
+        self.checkpoints = Checkpoints(
+            self.run_dir, self.model, self.model.optimizer, config.training.keep_checkpoints
+        )
+        self.translator = Translator(
+            self.model,
+            self.source_tokenizer,
+            self.target_tokenizer,
+            max_length=config.decoding.max_length or config.model.max_length,
+        )
+
+    def decode(self, sources):
+        decoding = self.config.decoding
+        return self.translator.translate(
+            sources,
+            strategy=decoding.strategy,
+            beam_size=decoding.beam_size,
+            alpha=decoding.alpha,
+            batch_size=decoding.batch_size,
+        )
+
+
+def _init_from(run, path):
+    """Fine-tuning: the model weights (not the optimizer) of another run's latest checkpoint."""
+    checkpoint_dir = pathlib.Path(path)
+    if (checkpoint_dir / "checkpoints").exists():
+        checkpoint_dir = checkpoint_dir / "checkpoints"
+    latest = tf.train.latest_checkpoint(str(checkpoint_dir)) or str(path)
+    tf.train.Checkpoint(model=run.model).read(latest).expect_partial()
+    run.print(f"initialised from {latest}")
+
+
+def _freeze_encoder(model):
+    model.source_embedding.trainable = False
+    for layer in model.encoder_layers:
+        layer.trainable = False
+    if model.encoder_norm is not None:
+        model.encoder_norm.trainable = False
+
+
+def train(config, run_dir, print_fn=print):
+    """Trains (or resumes) the run in `run_dir`; returns the `Run`."""
+    run_dir = pathlib.Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_lib.save(config, run_dir / "config.yaml")
+    run = Run(config, run_dir, print_fn)
+    training = config.training
+    restored = run.checkpoints.restore()
+    step = int(run.model.optimizer.iterations.numpy())
+    if restored:
+        print_fn(f"resuming from {restored} at step {step}")
+    elif training.init_checkpoint:
+        _init_from(run, training.init_checkpoint)
+    if training.freeze_encoder:
+        _freeze_encoder(run.model)
+        compile_model(run.model, config)  # trainable variables changed
+
+    eval_every = max(1, min(training.eval_every, training.steps))
+    epochs = math.ceil(training.steps / eval_every)
+    initial_epoch = int(run.checkpoints.batches.numpy()) // eval_every
+    if initial_epoch >= epochs:
+        print_fn(f"training already finished ({step} steps)")
+        return run
+    with run.strategy.scope():
+        dataset = inputs.train_dataset(
+            config.data, run.train_pairs, run.source_tokenizer, run.target_tokenizer,
+            config.model.max_length, skip=int(run.checkpoints.batches.numpy()),
+        )
+    valid_pairs = inputs.load_split(config.data, "valid")[: training.valid_sentences]
+    logs = run_dir / "logs"
+    train_writer = tf.summary.create_file_writer(str(logs / "train"))
+    valid_writer = tf.summary.create_file_writer(str(logs / "valid"))
+    deadline = None
+    if training.time_budget_minutes:
+        deadline = time.time() + 60 * training.time_budget_minutes
+    callbacks = [
+        NaNGuard(run.checkpoints),
+        ProgressLogger(training.steps, every=max(1, min(50, eval_every)), writer=train_writer,
+                       print_fn=print_fn),
+        Validation(
+            config.data.task, run.translator, valid_pairs, run.checkpoints, eval_every,
+            valid_writer, patience=training.early_stopping_patience, deadline=deadline,
+            history_path=run_dir / "validation.jsonl", print_fn=print_fn,
+        ),
+    ]
+    run.model.fit(
+        dataset,
+        epochs=epochs,
+        steps_per_epoch=eval_every,
+        initial_epoch=initial_epoch,
+        callbacks=callbacks,
+        verbose=0,
+    )
+    return run
+
+
+def evaluate(run, split="test", restore="best"):
+    """Decodes a split with the configured search and returns its metrics (and examples)."""
+    config = run.config
+    if restore == "best" and run.checkpoints.best_manager.latest_checkpoint:
+        run.checkpoints.restore(run.checkpoints.best_manager.latest_checkpoint)
+    elif restore == "average" and config.training.average_checkpoints > 1:
+        run.checkpoints.average_last(config.training.average_checkpoints)
+    else:
+        run.checkpoints.restore()
+    pairs = inputs.load_split(config.data, split)
+    sources, references = [s for s, _ in pairs], [t for _, t in pairs]
+    hypotheses = run.decode(sources)
+    if config.data.task == "translation":
+        scores = {"bleu": metrics.bleu(hypotheses, references),
+                  "chrf": metrics.chrf(hypotheses, references)}
+    else:
+        scores = metrics.rouge(hypotheses, references)
+    examples = list(zip(sources, references, hypotheses))[: config.decoding.examples]
+    return scores, examples
+
+
+def train_and_evaluate(config, run_dir, print_fn=print):
+    """Trains, evaluates on the test split, exports; returns the final JSON-able summary."""
+    start = time.time()
+    run = train(config, run_dir, print_fn)
+    restore = "average" if config.training.average_checkpoints > 1 else "best"
+    scores, examples = evaluate(run, "test", restore=restore)
+    for name, score in scores.items():
+        print_fn(f"test {score!r}")
+    for source, reference, hypothesis in examples:
+        print_fn(f"  source:     {source}\n  reference:  {reference}\n  hypothesis: {hypothesis}")
+    summary = {f"test_{name}": round(float(score), 2) for name, score in scores.items()}
+    if config.export.enabled:
+        from seq2seq.export.saved_model import export_translator
+
+        export_dir = export_translator(
+            run.translator, config.decoding, pathlib.Path(run_dir) / "export",
+            version=config.export.version,
+        )
+        summary["export"] = str(export_dir)
+    summary["run_dir"] = str(run_dir)
+    summary["minutes"] = round((time.time() - start) / 60, 2)
+    with open(pathlib.Path(run_dir) / "test_metrics.json", "w") as out:
+        json.dump({**summary, "signatures": {n: s.signature for n, s in scores.items()}}, out,
+                  indent=2)
+    _write_hparams(run, summary)
+    return summary
+
+
+def _write_hparams(run, summary):
+    """The TensorBoard hparams dashboard: the config against the final metrics."""
+    from tensorboard.plugins.hparams import api as hp
+
+    flat = {}
+    for section, values in run.config.to_dict().items():
+        for key, value in values.items():
+            if isinstance(value, (bool, int, float, str)):
+                flat[f"{section}.{key}"] = value
+    writer = tf.summary.create_file_writer(str(run.run_dir / "logs" / "hparams"))
+    with writer.as_default(step=0):
+        hp.hparams(flat, trial_id=os.path.basename(os.path.normpath(run.run_dir)))
+        for key, value in summary.items():
+            if key.startswith("test_"):
+                tf.summary.scalar(key, value)
+    writer.flush()
