@@ -36,9 +36,10 @@ def learning_rate(optimizer):
 class ProgressLogger(keras.callbacks.Callback):
     """One line every `every` steps: loss, accuracy, learning rate, tokens/s, ETA."""
 
-    def __init__(self, total_steps, every=50, writer=None, print_fn=print):
+    def __init__(self, total_steps, every=50, writer=None, deadline=None, print_fn=print):
         super().__init__()
         self.total_steps = total_steps
+        self.deadline = deadline
         self.every = every
         self.writer = writer
         self.print_fn = print_fn
@@ -56,6 +57,8 @@ class ProgressLogger(keras.callbacks.Callback):
         lr = learning_rate(self.model.optimizer)
         seconds_per_step = elapsed / max(batch + 1, 1)
         eta = (self.total_steps - step) * seconds_per_step
+        if self.deadline is not None:
+            eta = max(0.0, min(eta, self.deadline - time.time()))
         self.print_fn(
             f"step {step}/{self.total_steps} loss {logs.get('loss', float('nan')):.4f} "
             f"acc {logs.get('accuracy', float('nan')):.4f} lr {lr:.2e} "
@@ -127,6 +130,18 @@ class Validation(keras.callbacks.Callback):
         self.history_path = history_path
         self.print_fn = print_fn
         self.bad_validations = 0
+        self.epoch_batches = 0
+        self.stop_reason = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_batches = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.epoch_batches += 1
+        if self.deadline is not None and time.time() >= self.deadline:
+            # Keras ends the epoch after this batch; on_epoch_end validates and checkpoints.
+            self.stop_reason = "time budget"
+            self.model.stop_training = True
 
     def scores(self, hypotheses, references):
         if self.task == "translation":
@@ -142,7 +157,7 @@ class Validation(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         step = int(self.model.optimizer.iterations.numpy())
-        self.checkpoints.batches.assign((epoch + 1) * self.eval_every)
+        self.checkpoints.batches.assign_add(self.epoch_batches)
         sources = [s for s, _ in self.pairs]
         references = [t for _, t in self.pairs]
         hypotheses = self.translator.translate(sources, strategy="greedy")
@@ -166,10 +181,10 @@ class Validation(keras.callbacks.Callback):
         if self.patience is not None and self.bad_validations >= self.patience:
             self.print_fn(f"early stopping: no better {self.metric_name} for {self.patience} "
                           "validations")
+            self.stop_reason = "early stopping"
             self.model.stop_training = True
-        if self.deadline is not None and time.time() >= self.deadline:
-            self.print_fn("time budget reached: training stops")
-            self.model.stop_training = True
+        if self.stop_reason == "time budget":
+            self.print_fn(f"time budget reached at step {step}: training stops")
 
     def write_summaries(self, step, logs, scores, sources, references, hypotheses):
         with self.writer.as_default(step=step):

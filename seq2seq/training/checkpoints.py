@@ -8,6 +8,7 @@ previous checkpoint as the latest, loadable one.
 """
 
 import pathlib
+import tempfile
 
 import numpy as np
 import tensorflow as tf
@@ -22,10 +23,14 @@ class Checkpoints:
         model: the Keras model.
         optimizer: its optimizer.
         keep: how many recent checkpoints to keep.
+        is_chief: False on the non-chief workers of a multi-worker cluster, which write their
+            (identical) checkpoints to a private temporary directory instead of the run's.
     """
 
-    def __init__(self, run_dir, model, optimizer, keep=3):
+    def __init__(self, run_dir, model, optimizer, keep=3, is_chief=True):
         self.directory = pathlib.Path(run_dir) / "checkpoints"
+        if not is_chief:
+            self.directory = pathlib.Path(tempfile.mkdtemp(prefix="seq2seq-worker-"))
         self.batches = tf.Variable(0, dtype=tf.int64, trainable=False, name="batches")
         self.best_metric = tf.Variable(-np.inf, dtype=tf.float64, trainable=False, name="best")
         self.checkpoint = tf.train.Checkpoint(

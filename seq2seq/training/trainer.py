@@ -100,7 +100,8 @@ class Run:
             self.model((dummy, dummy))
             self.model.optimizer.build(self.model.trainable_variables)
         self.checkpoints = Checkpoints(
-            self.run_dir, self.model, self.model.optimizer, config.training.keep_checkpoints
+            self.run_dir, self.model, self.model.optimizer, config.training.keep_checkpoints,
+            is_chief=_is_chief(self.strategy),
         )
         self.translator = Translator(
             self.model,
@@ -118,6 +119,17 @@ class Run:
             alpha=decoding.alpha,
             batch_size=decoding.batch_size,
         )
+
+
+def _is_chief(strategy):
+    """Worker 0 of a multi-worker cluster (or any single-machine strategy) writes the run."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    return resolver.task_type in (None, "chief") or (
+        resolver.task_type == "worker" and resolver.task_id == 0
+        and "chief" not in resolver.cluster_spec().as_dict()
+    )
 
 
 def _init_from(run, path):
@@ -158,8 +170,11 @@ def train(config, run_dir, print_fn=print):
     eval_every = max(1, min(training.eval_every, training.steps))
     epochs = math.ceil(training.steps / eval_every)
     initial_epoch = int(run.checkpoints.batches.numpy()) // eval_every
-    if initial_epoch >= epochs:
-        print_fn(f"training already finished ({step} steps)")
+    state_file = run_dir / "train_state.json"
+    state = json.loads(state_file.read_text()) if state_file.exists() else {}
+    if initial_epoch >= epochs or state.get("stopped_by") in ("time budget", "early stopping"):
+        print_fn(f"training already finished at step {step} "
+                 f"({state.get('stopped_by', 'all steps done')})")
         return run
     with run.strategy.scope():
         dataset = inputs.train_dataset(
@@ -173,15 +188,16 @@ def train(config, run_dir, print_fn=print):
     deadline = None
     if training.time_budget_minutes:
         deadline = time.time() + 60 * training.time_budget_minutes
+    validation = Validation(
+        config.data.task, run.translator, valid_pairs, run.checkpoints, eval_every,
+        valid_writer, patience=training.early_stopping_patience, deadline=deadline,
+        history_path=run_dir / "validation.jsonl", print_fn=print_fn,
+    )
     callbacks = [
         NaNGuard(run.checkpoints),
         ProgressLogger(training.steps, every=max(1, min(50, eval_every)), writer=train_writer,
-                       print_fn=print_fn),
-        Validation(
-            config.data.task, run.translator, valid_pairs, run.checkpoints, eval_every,
-            valid_writer, patience=training.early_stopping_patience, deadline=deadline,
-            history_path=run_dir / "validation.jsonl", print_fn=print_fn,
-        ),
+                       deadline=deadline, print_fn=print_fn),
+        validation,
     ]
     run.model.fit(
         dataset,
@@ -191,6 +207,11 @@ def train(config, run_dir, print_fn=print):
         callbacks=callbacks,
         verbose=0,
     )
+    stopped_by = validation.stop_reason or "all steps done"
+    state = {"step": int(run.model.optimizer.iterations.numpy()), "stopped_by": stopped_by}
+    partial = state_file.with_name(state_file.name + ".partial")
+    partial.write_text(json.dumps(state) + "\n")
+    partial.replace(state_file)
     return run
 
 

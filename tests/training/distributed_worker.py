@@ -1,0 +1,37 @@
+"""One training process of the distribution tests (run as a subprocess).
+
+    python distributed_worker.py CONFIG RUN_DIR STRATEGY LOGICAL_CPUS OUT_JSON
+"""
+
+import json
+import os
+import sys
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # noqa: E402
+
+config_path, run_dir, strategy, logical_cpus, out = sys.argv[1:6]
+cpus = tf.config.list_physical_devices("CPU")
+tf.config.set_logical_device_configuration(
+    cpus[0], [tf.config.LogicalDeviceConfiguration()] * int(logical_cpus)
+)
+
+import numpy as np  # noqa: E402
+
+from seq2seq import config as config_lib  # noqa: E402
+from seq2seq.training import trainer  # noqa: E402
+
+lines = []
+config = config_lib.load(config_path, [f"training.strategy={strategy}"])
+run = trainer.train(config, run_dir, print_fn=lines.append)
+losses = [float(line.split(" loss ")[1].split()[0]) for line in lines if line.startswith("step ")]
+weights = [np.asarray(w) for w in run.model.trainable_weights]
+with open(out, "w") as f:
+    json.dump({
+        "replicas": run.strategy.num_replicas_in_sync,
+        "losses": losses,
+        "weight_sum": float(sum(np.abs(w).sum() for w in weights)),
+        "first_kernel": weights[1].ravel()[:16].tolist(),
+    }, f)

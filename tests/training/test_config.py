@@ -1,0 +1,65 @@
+"""Config: defaults < YAML < --set, typed checks, the resolved file round trip."""
+
+import pytest
+import yaml
+
+from seq2seq import config as config_lib
+
+
+def write(tmp_path, text):
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_precedence_cli_over_yaml_over_defaults(tmp_path):
+    path = write(tmp_path, "training:\n  steps: 500\n  learning_rate: 0.002\nmodel:\n  size: tiny\n")
+    config = config_lib.load(path, ["training.steps=2000", "data.batch_tokens=1024"])
+    assert config.training.steps == 2000  # CLI beats YAML
+    assert config.training.learning_rate == 0.002  # YAML beats default
+    assert config.model.size == "tiny"
+    assert config.data.batch_tokens == 1024
+    assert config.training.warmup_steps == config_lib.TrainingConfig().warmup_steps  # default
+
+
+def test_resolved_config_round_trips(tmp_path):
+    config = config_lib.load(None, ["model.size=base", "training.clip_norm=null",
+                                    "data.dataset_config=en-de"])
+    config_lib.save(config, tmp_path / "run" / "config.yaml")
+    assert config_lib.load(tmp_path / "run" / "config.yaml") == config
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["model"]["size"] == "base"
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["training.steps=many"], r"training.steps expects a number, got 'many'"),
+        (["training.steps=1.5"], r"training.steps expects an integer, got 1.5"),
+        (["training.jit_compile=3"], r"training.jit_compile expects true or false"),
+        (["training.stepz=3"], r"no field 'training.stepz' in the config"),
+        (["steps=3"], r"expected section.field=value"),
+    ],
+)
+def test_bad_overrides_say_what_was_expected(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        config_lib.load(None, overrides)
+
+
+def test_bad_yaml_fields_and_sections(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown field\(s\) \['layers'\] in section 'model'"):
+        config_lib.load(write(tmp_path, "model:\n  layers: 3\n"))
+    with pytest.raises(ValueError, match=r"unknown section\(s\) \['optim'\]"):
+        config_lib.load(write(tmp_path, "optim: {}\n"))
+    with pytest.raises(FileNotFoundError, match="missing.yaml does not exist"):
+        config_lib.load(tmp_path / "missing.yaml")
+
+
+def test_recipe_configs_load():
+    for recipe in ("translation", "summarization", "translation_base"):
+        from pathlib import Path
+
+        path = Path(__file__).parents[2] / "recipes" / recipe.split("_")[0] / (
+            "config.yaml" if "_" not in recipe else "config_base.yaml"
+        )
+        config = config_lib.load(path)
+        assert config.data.task == recipe.split("_")[0]

@@ -1,0 +1,127 @@
+"""Resume, NaN, and crashes while saving."""
+
+import re
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow.python.checkpoint import checkpoint_management
+
+from seq2seq import config as config_lib
+from seq2seq.training import trainer
+from seq2seq.training.checkpoints import Checkpoints
+
+DETERMINISTIC = dict(training={"precision": "float32", "seed": 7}, model={"dropout": 0.0})
+
+
+def losses(lines):
+    """`{step: running loss}` from the progress lines."""
+    found = {}
+    for line in lines:
+        match = re.match(r"step (\d+)/\d+ loss ([\d.]+)", line)
+        if match:
+            found[int(match.group(1))] = float(match.group(2))
+    return found
+
+
+def train(path, run_dir, *overrides):
+    lines = []
+    run = trainer.train(config_lib.load(path, list(overrides)), run_dir, print_fn=lines.append)
+    return run, lines
+
+
+def test_resume_continues_exactly_where_it_stopped(tmp_path, shrunk):
+    path = shrunk("translation", tmp_path, **DETERMINISTIC)
+    overrides = ("training.steps=9", "training.eval_every=3")
+    full, full_lines = train(path, tmp_path / "full", *overrides)
+
+    # Interrupted after the first 6 steps (two checkpoints), then the same command again.
+    keras.backend.clear_session()
+    train(path, tmp_path / "split", "training.steps=6", "training.eval_every=3")
+    keras.backend.clear_session()
+    resumed, resumed_lines = train(path, tmp_path / "split", *overrides)
+
+    assert any("resuming from" in line and "ckpt-6" in line for line in resumed_lines)
+    assert int(resumed.model.optimizer.iterations.numpy()) == 9
+    assert int(full.model.optimizer.iterations.numpy()) == 9
+    full_losses, resumed_losses = losses(full_lines), losses(resumed_lines)
+    assert set(resumed_losses) == {9}  # only the remaining steps ran
+    assert resumed_losses[9] == pytest.approx(full_losses[9], abs=1e-4)
+    for a, b in zip(full.model.weights, resumed.model.weights):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-4)
+
+
+def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, shrunk):
+    path = shrunk("translation", tmp_path, **DETERMINISTIC)
+    run, _ = train(path, tmp_path / "run", "training.steps=3", "training.eval_every=3")
+    good = run.checkpoints.latest
+    good_weights = [np.asarray(w) for w in run.model.weights]
+    keras.backend.clear_session()
+    with pytest.raises(FloatingPointError, match=r"loss became (nan|inf) at step \d+.*ckpt-3"):
+        train(path, tmp_path / "run", "training.steps=9", "training.eval_every=3",
+              "training.learning_rate=1e30", "training.clip_norm=null")
+    keras.backend.clear_session()
+    reopened = trainer.Run(config_lib.load(path), tmp_path / "run", print_fn=lambda *a: None)
+    assert reopened.checkpoints.latest == good
+    reopened.checkpoints.restore()
+    for value, expected in zip(reopened.model.weights, good_weights):
+        np.testing.assert_array_equal(np.asarray(value), expected)
+
+
+def test_a_crash_while_saving_leaves_the_previous_checkpoint_loadable(tmp_path, monkeypatch):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    optimizer = keras.optimizers.Adam()
+    optimizer.build(model.trainable_variables)
+    checkpoints = Checkpoints(tmp_path, model, optimizer)
+    first = checkpoints.save(1)
+    saved = [np.asarray(w) for w in model.weights]
+
+    model.layers[0].kernel.assign(np.full((2, 1), 5.0, "float32"))
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    # The data files of checkpoint 2 are written, then the process dies before the index.
+    monkeypatch.setattr(checkpoint_management, "update_checkpoint_state_internal", crash)
+    with pytest.raises(OSError, match="disk full"):
+        checkpoints.save(2)
+    monkeypatch.undo()
+    # A torn write of a later checkpoint's data file, too.
+    (tmp_path / "checkpoints" / "ckpt-3.data-00000-of-00001").write_bytes(b"\x00garbage")
+
+    reopened = Checkpoints(tmp_path, model, optimizer)
+    assert reopened.latest == first
+    reopened.restore()
+    for value, expected in zip(model.weights, saved):
+        np.testing.assert_array_equal(np.asarray(value), expected)
+
+
+def test_checkpoint_averaging_is_the_mean_of_the_weights(tmp_path):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    optimizer = keras.optimizers.Adam()
+    optimizer.build(model.trainable_variables)
+    checkpoints = Checkpoints(tmp_path, model, optimizer, keep=3)
+    for step, value in enumerate([1.0, 2.0, 6.0], start=1):
+        model.layers[0].kernel.assign(np.full((2, 1), value, "float32"))
+        checkpoints.save(step)
+    assert checkpoints.average_last(3) == 3
+    np.testing.assert_allclose(np.asarray(model.layers[0].kernel), np.full((2, 1), 3.0))
+
+
+def test_fine_tuning_with_a_frozen_encoder(tmp_path, shrunk):
+    path = shrunk("translation", tmp_path, **DETERMINISTIC)
+    base, _ = train(path, tmp_path / "base", "training.steps=3", "training.eval_every=3",
+                    "model.share_embeddings=false")
+    encoder_before = [np.asarray(w) for w in base.model.encoder_layers[0].weights]
+    keras.backend.clear_session()
+    tuned, lines = train(
+        path, tmp_path / "tuned", "training.steps=3", "training.eval_every=3",
+        "model.share_embeddings=false", f"training.init_checkpoint={tmp_path / 'base'}",
+        "training.freeze_encoder=true",
+    )
+    assert any("initialised from" in line for line in lines)
+    for value, expected in zip(tuned.model.encoder_layers[0].weights, encoder_before):
+        np.testing.assert_array_equal(np.asarray(value), expected)
+    decoder = np.asarray(tuned.model.decoder_layers[0].weights[0])
+    assert not np.array_equal(decoder, np.asarray(base.model.decoder_layers[0].weights[0]))

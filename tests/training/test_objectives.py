@@ -1,0 +1,42 @@
+"""Schedules and the label-smoothed loss against hand computations."""
+
+import math
+
+import numpy as np
+import pytest
+
+from seq2seq.training.losses import LabelSmoothedCrossEntropy
+from seq2seq.training.schedules import InverseSqrtSchedule, get_schedule
+
+
+def test_inverse_sqrt_warms_up_then_decays():
+    schedule = InverseSqrtSchedule(peak_learning_rate=1e-3, warmup_steps=100)
+    # Step s (0-based) uses s + 1.
+    assert float(schedule(49)) == pytest.approx(1e-3 * 50 / 100)
+    assert float(schedule(99)) == pytest.approx(1e-3)
+    assert float(schedule(399)) == pytest.approx(1e-3 * math.sqrt(100 / 400))
+
+
+def test_cosine_and_constant_schedules():
+    cosine = get_schedule("cosine", 1e-3, 10, 110)
+    assert float(cosine(10)) == pytest.approx(1e-3, rel=1e-3)
+    assert float(cosine(110)) == pytest.approx(1e-4, rel=1e-3)  # alpha = 0.1 floor
+    constant = get_schedule("constant", 1e-3, 10, 100)
+    assert float(constant(50)) == pytest.approx(1e-3)
+    with pytest.raises(ValueError, match="'noam'; expected one of inverse_sqrt, cosine"):
+        get_schedule("noam", 1e-3, 10, 100)
+
+
+def test_label_smoothed_loss_equals_the_formula_over_real_tokens():
+    logits = np.array([[[2.0, 0.5, -1.0], [0.0, 1.0, 3.0], [1.0, 1.0, 1.0]]], "float32")
+    labels = np.array([[0, 2, 0]])
+    weights = np.array([[1.0, 1.0, 0.0]], "float32")
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    eps = 0.1
+    per_token = -(1 - eps) * log_probs[0, [0, 1], [0, 2]] - eps * log_probs[0, :2].mean(-1)
+    loss = LabelSmoothedCrossEntropy(eps)(labels, logits, sample_weight=weights)
+    assert float(loss) == pytest.approx(per_token.mean(), rel=1e-6)  # padding excluded
+    plain = LabelSmoothedCrossEntropy(0.0)(labels, logits, sample_weight=weights)
+    assert float(plain) == pytest.approx(-log_probs[0, [0, 1], [0, 2]].mean(), rel=1e-6)
+    with pytest.raises(ValueError, match="label_smoothing=1.0; expected 0 <= value < 1"):
+        LabelSmoothedCrossEntropy(1.0)
