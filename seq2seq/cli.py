@@ -4,6 +4,7 @@
     seq2seq evaluate DIR [--split test]
     seq2seq translate DIR [--input FILE] [--output FILE]
     seq2seq export DIR OUT_DIR
+    seq2seq tune CONFIG.yaml --run-dir DIR
 """
 
 import argparse
@@ -76,12 +77,22 @@ def _translate(args):
 
 def _export(args):
     from seq2seq.export.saved_model import export_translator
+    from seq2seq.training import inputs
 
     run = _open_run(args)
     run.checkpoints.restore(run.checkpoints.best_manager.latest_checkpoint)
+    warmup = [source for source, _ in inputs.load_split(run.config.data, "valid")[:3]]
     path = export_translator(run.translator, run.config.decoding, args.out_dir,
-                             version=run.config.export.version)
+                             version=run.config.export.version, warmup_texts=warmup)
     _print(json.dumps({"export": str(path)}))
+
+
+def _tune(args):
+    from seq2seq import config as config_lib
+    from seq2seq.tuning.search import tune
+
+    summary = tune(config_lib.load(args.config, args.set), args.run_dir, print_fn=_print)
+    _print(json.dumps(summary))
 
 
 def _demo(args):
@@ -143,6 +154,11 @@ def build_parser():
     export.add_argument("run_dir")
     export.add_argument("out_dir")
     export.set_defaults(run=_export)
+
+    tune = with_overrides(commands.add_parser("tune", help="hyperparameter search (KerasTuner)"))
+    tune.add_argument("config", help="YAML config with a tuning section")
+    tune.add_argument("--run-dir", required=True, help="search directory (re-run to continue)")
+    tune.set_defaults(run=_tune)
 
     demo = commands.add_parser("demo", help="a tiny model learns to reverse digit strings")
     demo.add_argument("--examples", type=int, default=4000)

@@ -97,6 +97,34 @@ class ExportConfig:
     version: int = 1  # TF Serving model version directory
 
 
+def _default_space():
+    return {
+        "model.hidden_dim": {"type": "int", "min": 64, "max": 1024, "step": 64},
+        "model.num_heads": {"type": "choice", "values": [2, 4, 8, 16]},
+        "model.intermediate_dim": {"type": "int", "min": 64, "max": 1024, "step": 64},
+        "model.num_encoder_layers": {"type": "int", "min": 1, "max": 6},
+        "model.num_decoder_layers": {"type": "int", "min": 1, "max": 6},
+        "model.dropout": {"type": "float", "min": 0.0, "max": 0.3, "step": 0.05},
+        "model.norm_first": {"type": "boolean"},
+        "training.label_smoothing": {"type": "float", "min": 0.0, "max": 0.2, "step": 0.05},
+        "training.learning_rate": {"type": "float", "min": 1e-5, "max": 1e-2, "sampling": "log"},
+        "training.warmup_steps": {"type": "int", "min": 50, "max": 4000, "sampling": "log"},
+    }
+
+
+@dataclasses.dataclass
+class TuningConfig:
+    tuner: str = "bayesian"  # bayesian (BayesianOptimization), hyperband, random
+    max_trials: int = 10  # trials in all (bayesian, random); hyperband: its own bracket count
+    objective: str = "bleu"  # bleu, chrf (translation); rouge1, rouge2, rougeLsum; or loss
+    steps_per_trial: int = 500  # training steps per trial (hyperband: at its full budget)
+    minutes_per_trial: Optional[float] = None  # wall-clock budget per trial (None: no limit)
+    seed: int = 0  # seed of the tuner
+    # The search space: "section.field" -> {type: int|float|choice|boolean, min, max, step,
+    # sampling: linear|log, values}. Fields not named keep the config's value.
+    space: dict = dataclasses.field(default_factory=_default_space)
+
+
 @dataclasses.dataclass
 class Config:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
@@ -104,6 +132,7 @@ class Config:
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
     decoding: DecodingConfig = dataclasses.field(default_factory=DecodingConfig)
     export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+    tuning: TuningConfig = dataclasses.field(default_factory=TuningConfig)
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -119,6 +148,7 @@ def _section_class(name):
         "training": TrainingConfig,
         "decoding": DecodingConfig,
         "export": ExportConfig,
+        "tuning": TuningConfig,
     }[name]
 
 
@@ -130,12 +160,17 @@ def _coerce(value, default, where):
     """Parses a CLI string as YAML and checks its type against the field's default."""
     if isinstance(value, str):
         value = yaml.safe_load(value) if value != "" else ""
-    if default is None or value is None:
+    if default is None or value is None or isinstance(default, dict):
         return value
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise ValueError(f"{where} expects true or false, got {value!r}.")
     elif isinstance(default, (int, float)):
+        if isinstance(value, str):  # YAML reads 1e-3 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"{where} expects a number, got {value!r}.")
         if isinstance(default, int) and not isinstance(default, bool) and float(value) != int(

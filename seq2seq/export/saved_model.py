@@ -53,8 +53,51 @@ class TranslationModule(tf.Module):
                 "scores": tf.convert_to_tensor(result.scores)}
 
 
-def export_translator(translator, decoding, out_dir, version=1):
-    """Writes the SavedModel to `out_dir/<version>` and returns that path."""
+WARMUP_FILE = "tf_serving_warmup_requests"
+
+
+def write_warmup_requests(export_dir, texts, model_name="seq2seq"):
+    """`assets.extra/tf_serving_warmup_requests`: PredictionLogs TF Serving replays at load."""
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    extra = pathlib.Path(export_dir) / "assets.extra"
+    extra.mkdir(parents=True, exist_ok=True)
+    with tf.io.TFRecordWriter(str(extra / WARMUP_FILE)) as writer:
+        for text in texts:
+            request = predict_pb2.PredictRequest(
+                model_spec=model_pb2.ModelSpec(name=model_name, signature_name="serving_default"),
+                inputs={"text": tf.make_tensor_proto([text], dtype=tf.string)},
+            )
+            log = prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request)
+            )
+            writer.write(log.SerializeToString())
+
+
+def graph_ops(export_dir):
+    """The set of op types in a SavedModel's graph and function library."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved_model = saved_model_pb2.SavedModel()
+    saved_model.ParseFromString((pathlib.Path(export_dir) / "saved_model.pb").read_bytes())
+    ops = set()
+    for meta_graph in saved_model.meta_graphs:
+        ops.update(node.op for node in meta_graph.graph_def.node)
+        for function in meta_graph.graph_def.library.function:
+            ops.update(node.op for node in function.node_def)
+    return ops
+
+
+def export_translator(translator, decoding, out_dir, version=1, warmup_texts=()):
+    """Writes the SavedModel to `out_dir/<version>` and returns that path.
+
+    Args:
+        translator: the `Translator` to serve.
+        decoding: a `DecodingConfig`: the search settings fixed in the export.
+        out_dir: the model's base directory (TF Serving's `--model_base_path`).
+        version: the version subdirectory.
+        warmup_texts: a few real requests for `assets.extra/tf_serving_warmup_requests`.
+    """
     out_dir = pathlib.Path(out_dir)
     final = out_dir / str(version)
     partial = out_dir / f"{version}.partial"
@@ -69,6 +112,8 @@ def export_translator(translator, decoding, out_dir, version=1):
             "translate_ids": module.serve_ids.get_concrete_function(),
         },
     )
+    if warmup_texts:
+        write_warmup_requests(partial, list(warmup_texts))
     if final.exists():
         shutil.rmtree(final)
     partial.rename(final)

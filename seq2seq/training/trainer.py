@@ -253,6 +253,7 @@ def train_and_evaluate(config, run_dir, print_fn=print):
         export_dir = export_translator(
             run.translator, config.decoding, pathlib.Path(run_dir) / "export",
             version=config.export.version,
+            warmup_texts=[source for source, _, _ in examples],
         )
         summary["export"] = str(export_dir)
     summary["run_dir"] = str(run_dir)

@@ -14,7 +14,9 @@ def write(tmp_path, text):
 
 def test_precedence_cli_over_yaml_over_defaults(tmp_path):
     path = write(tmp_path, "training:\n  steps: 500\n  learning_rate: 0.002\nmodel:\n  size: tiny\n")
-    config = config_lib.load(path, ["training.steps=2000", "data.batch_tokens=1024"])
+    config = config_lib.load(path, ["training.steps=2000", "data.batch_tokens=1024",
+                                    "training.weight_decay=1e-4"])
+    assert config.training.weight_decay == 1e-4  # YAML reads 1e-4 as a string; still a number
     assert config.training.steps == 2000  # CLI beats YAML
     assert config.training.learning_rate == 0.002  # YAML beats default
     assert config.model.size == "tiny"

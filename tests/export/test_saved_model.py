@@ -1,0 +1,123 @@
+"""The SavedModel for TF Serving: self-contained, stock ops only, equal to translate()."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from seq2seq.config import DecodingConfig
+from seq2seq.data.readers import read_tsv
+from seq2seq.decoding.translator import Translator
+from seq2seq.export.saved_model import WARMUP_FILE, export_translator, graph_ops
+from seq2seq.models import Transformer
+from seq2seq.text.tokenizer import train_tokenizer
+
+PAIRS = read_tsv("tests/fixtures/libreoffice-help.en-de.tsv")
+NORMAL = ["Choose Tools - Options.", "Insert a new sheet."]
+BAD = ["", "   ", "caf\udce9", "Sheet " * 200_000]  # empty, blank, invalid UTF-8, 1.2 MB
+DECODING = DecodingConfig(strategy="beam", beam_size=3, alpha=0.6, n_best=2, max_length=16)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """An export moved away from where it was written, its origin deleted."""
+    tmp = tmp_path_factory.mktemp("export")
+    tokenizer = train_tokenizer([s for p in PAIRS for s in p], vocabulary_size=500)
+    keras.utils.set_random_seed(5)
+    model = Transformer.from_size("tiny", source_vocabulary_size=500,
+                                  target_vocabulary_size=500, max_length=16, dropout=0.0)
+    translator = Translator(model, tokenizer, tokenizer)
+    path = export_translator(translator, DECODING, tmp / "run" / "export", version=3,
+                             warmup_texts=NORMAL)
+    assert path == tmp / "run" / "export" / "3"
+    served = tmp / "serving" / "seq2seq"
+    shutil.copytree(tmp / "run" / "export", served)
+    shutil.rmtree(tmp / "run")
+    return translator, served
+
+
+def serve(export_dir, texts):
+    """Loads the export in a fresh process that imports only tensorflow and tensorflow_text."""
+    probe = f"""
+import json, sys
+import tensorflow as tf, tensorflow_text
+keras_by_tensorflow = "keras" in sys.modules  # whatever tensorflow itself imports
+model = tf.saved_model.load({str(export_dir)!r})
+texts = [t.encode("utf-8", "surrogateescape") for t in json.loads(sys.stdin.read())]
+out = model.signatures["serving_default"](text=tf.constant(texts))
+print(json.dumps({{"translations": [[t.decode("utf-8", "replace") for t in row]
+                                   for row in out["translations"].numpy().tolist()],
+                  "scores": out["scores"].numpy().tolist(),
+                  "modules": sorted(m for m in sys.modules if m.split(".")[0] == "seq2seq"
+                                    or (m == "keras" and not keras_by_tensorflow))}}))
+"""
+    result = subprocess.run([sys.executable, "-c", probe], input=json.dumps(texts),
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_served_translations_equal_translate(exported):
+    translator, served = exported
+    texts = NORMAL + ["The Template Library"]
+    out = serve(served / "3", texts)
+    expected = translator.translate(texts, beam_size=3, alpha=0.6, n_best=2, max_length=16,
+                                    return_scores=True)
+    assert out["translations"] == [[t for t, _ in row] for row in expected]
+    np.testing.assert_allclose(out["scores"], [[s for _, s in row] for row in expected],
+                               atol=1e-4)
+    assert out["modules"] == []
+
+
+def test_bad_input_through_the_signature(exported):
+    translator, served = exported
+    alone = serve(served / "3", NORMAL)["translations"]
+    mixed = [BAD[0], NORMAL[0], BAD[1], BAD[2], NORMAL[1], BAD[3]]
+    out = serve(served / "3", mixed)
+    assert len(out["translations"]) == len(mixed)
+    assert [out["translations"][1], out["translations"][4]] == alone
+
+
+def test_only_stock_tensorflow_serving_ops(exported):
+    _, served = exported
+    used = graph_ops(served / "3")
+    registry = """
+import json, sys
+from tensorflow.python.framework import op_def_registry
+names = json.loads(sys.stdin.read())
+core = [n for n in names if op_def_registry.get(n) is not None]
+import tensorflow_text
+text = [n for n in names if n not in core and op_def_registry.get(n) is not None]
+print(json.dumps({"core": core, "text": text}))
+"""
+    result = subprocess.run([sys.executable, "-c", registry], input=json.dumps(sorted(used)),
+                            capture_output=True, text=True, check=True)
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    unknown = used - set(found["core"]) - set(found["text"])
+    assert not unknown, f"ops outside TensorFlow core and tensorflow-text: {sorted(unknown)}"
+    assert any("Sentencepiece" in op for op in found["text"])
+
+
+def test_layout_signatures_and_warmup_requests(exported):
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    _, served = exported
+    assert sorted(p.name for p in served.iterdir()) == ["3"]
+    shown = subprocess.run(["saved_model_cli", "show", "--dir", str(served / "3"), "--all"],
+                           capture_output=True, text=True, check=True).stdout
+    assert "signature_def['serving_default']" in shown
+    assert "signature_def['translate_ids']" in shown
+    assert "inputs['text']" in shown and "outputs['translations']" in shown
+    requests = []
+    for record in tf.data.TFRecordDataset(str(served / "3" / "assets.extra" / WARMUP_FILE)):
+        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        requests.append(tf.make_ndarray(log.predict_log.request.inputs["text"])[0].decode())
+    assert requests == NORMAL
+    ids = tf.saved_model.load(str(served / "3")).signatures["translate_ids"]
+    out = ids(source_ids=tf.constant([[5, 6, 7, 2]], tf.int32))
+    assert out["tokens"].shape == (1, 2, 16) and out["scores"].shape == (1, 2)
