@@ -173,7 +173,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
-    except (ValueError, FileNotFoundError, FloatingPointError) as error:
+    except (ValueError, FileNotFoundError, FloatingPointError, NotImplementedError) as error:
         print(f"seq2seq {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0

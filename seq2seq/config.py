@@ -51,6 +51,7 @@ class DataConfig:
     tokenizer_train_pairs: int = 20000  # pairs the vocabulary is learned from
     batch_tokens: Optional[int] = 4096  # token budget per batch (padding included)
     batch_size: Optional[int] = None  # fixed examples per batch instead of a token budget
+    static_shapes: bool = False  # pad batches to max_length (always on for multi_worker, tpu)
     shuffle_seed: int = 0  # seed of the per-epoch shuffle
 
 

@@ -66,6 +66,7 @@ def make_dataset(
     seed=0,
     repeat=False,
     shuffle_buffer=None,
+    static_shapes=False,
 ):
     """Batches of encoded pairs.
 
@@ -83,6 +84,9 @@ def make_dataset(
         seed: shuffle seed; the same seed gives the same batches.
         repeat: repeat forever (training by steps).
         shuffle_buffer: shuffle buffer size; default the whole dataset.
+        static_shapes: pad every batch to `max_length` and drop the last partial batch, for
+            TPUs and multi-worker training, which need every batch (on every worker) to have
+            the same shape. With `batch_tokens`, the batch size is `batch_tokens // max_length`.
 
     Returns:
         A `tf.data.Dataset` of `((source, target_in), target_out, sample_weight)`.
@@ -107,7 +111,13 @@ def make_dataset(
         dataset = dataset.shuffle(shuffle_buffer or count, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         dataset = dataset.repeat()
-    if batch_size is not None:
+    if static_shapes:
+        size = batch_size or max(1, batch_tokens // max_length)
+        # Sources hold at most max_length ids; targets at most max_length - 1 (+1 start/end).
+        dataset = dataset.padded_batch(
+            size, padded_shapes=([max_length], [max_length - 1]), drop_remainder=True
+        )
+    elif batch_size is not None:
         dataset = dataset.padded_batch(batch_size)
     else:
         bounds = bucket_boundaries(max_length)

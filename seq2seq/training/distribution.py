@@ -19,7 +19,14 @@ def get_distribution_strategy(name):
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        # Keras 3's `fit` fails under this strategy (keras-team/keras#20585: its symbolic
+        # build and its log reduction both call strategy.reduce in ways
+        # CollectiveAllReduceStrategy rejects). Say so before any work is done.
+        raise NotImplementedError(
+            "training.strategy='multi_worker' is not supported yet: Keras 3's model.fit fails "
+            "under MultiWorkerMirroredStrategy (keras-team/keras#20585). Use 'mirrored' on one "
+            "machine."
+        )
     if name == "tpu":
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
         tf.config.experimental_connect_to_cluster(resolver)
@@ -28,3 +35,4 @@ def get_distribution_strategy(name):
     raise ValueError(
         f"training.strategy={name!r}; expected one of {', '.join(STRATEGIES)}."
     )
+

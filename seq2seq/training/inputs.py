@@ -64,7 +64,8 @@ def tokenizers(data, train_pairs, directory):
     return source, target
 
 
-def train_dataset(data, train_pairs, source_tokenizer, target_tokenizer, max_length, skip=0):
+def train_dataset(data, train_pairs, source_tokenizer, target_tokenizer, max_length, skip=0,
+                  static_shapes=False):
     """The repeated, shuffled, bucketed training batches, after `skip` consumed batches."""
     sources, targets, dropped = encode_pairs(
         train_pairs, source_tokenizer, target_tokenizer, max_length
@@ -80,5 +81,6 @@ def train_dataset(data, train_pairs, source_tokenizer, target_tokenizer, max_len
         max_length=max_length,
         seed=data.shuffle_seed,
         repeat=True,
+        static_shapes=static_shapes or data.static_shapes,
     )
     return dataset.skip(skip) if skip else dataset

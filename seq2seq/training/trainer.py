@@ -180,6 +180,8 @@ def train(config, run_dir, print_fn=print):
         dataset = inputs.train_dataset(
             config.data, run.train_pairs, run.source_tokenizer, run.target_tokenizer,
             config.model.max_length, skip=int(run.checkpoints.batches.numpy()),
+            # Collective all-reduces (and TPUs) need one batch shape on every worker.
+            static_shapes=training.strategy in ("multi_worker", "tpu"),
         )
     valid_pairs = inputs.load_split(config.data, "valid")[: training.valid_sentences]
     logs = run_dir / "logs"

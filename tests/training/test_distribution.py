@@ -65,8 +65,23 @@ def test_mirrored_strategy_on_two_logical_cpus_matches_one_device(tmp_path, sing
     np.testing.assert_allclose(mirrored["weight_sum"], single["weight_sum"], rtol=1e-3)
 
 
-def test_two_worker_cluster_trains_in_lockstep_and_matches_one_device(tmp_path, single_device):
-    config, single = single_device
+def test_multi_worker_is_refused_with_the_upstream_reason():
+    from seq2seq.training.distribution import get_distribution_strategy
+
+    with pytest.raises(NotImplementedError, match="keras-team/keras#20585"):
+        get_distribution_strategy("multi_worker")
+
+
+@pytest.mark.xfail(strict=True, reason="Keras 3 fit fails under MultiWorkerMirroredStrategy "
+                   "(keras-team/keras#20585); this test passes once it is supported")
+def test_two_worker_cluster_trains_in_lockstep_and_matches_one_device(tmp_path):
+    from tests.training.conftest import shrink
+
+    # Multi-worker batches have static shapes; so has this single-device reference.
+    settings = {**SETTINGS, "data": {"static_shapes": True, "batch_tokens": 480}}
+    config = shrink("translation", tmp_path, **settings)
+    single = finish(launch(config, tmp_path / "single", "default", 1, tmp_path / "single.json"),
+                    tmp_path / "single.json")
     ports = free_ports(2)
     cluster = {"worker": [f"localhost:{port}" for port in ports]}
     processes = []
@@ -74,7 +89,8 @@ def test_two_worker_cluster_trains_in_lockstep_and_matches_one_device(tmp_path, 
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
         processes.append(launch(config, tmp_path / f"run{index}", "multi_worker", 1,
                                 tmp_path / f"out{index}.json", env={"TF_CONFIG": tf_config}))
-    results = [finish(p, tmp_path / f"out{i}.json") for i, p in enumerate(processes)]
+    results = [finish(p, tmp_path / f"out{i}.json", timeout=120) for i, p in
+               enumerate(processes)]
     assert [r["replicas"] for r in results] == [2, 2]
     # Synchronous training: both workers hold the same weights.
     np.testing.assert_allclose(results[0]["first_kernel"], results[1]["first_kernel"], atol=1e-6)
