@@ -147,11 +147,19 @@ def make_tuner(config, directory, print_fn=print):
         _write_trial_hparams(pathlib.Path(directory) / "logs" / trial.trial_id, hp, result)
         return result
 
+    def populate_initial_space(self):
+        # KerasTuner builds the model once per default point to discover conditional
+        # hyperparameters; this space has none, and a default point may be an invalid
+        # architecture, so declaring the space is enough.
+        hp = self.oracle.get_space()
+        declare(hp, tuning.space)
+        self.oracle.update_space(hp)
+
     tuner_class = type(
         f"Seq2Seq{TUNERS[tuning.tuner].__name__}",
         (TUNERS[tuning.tuner],),
-        {"run_trial": run_trial, "save_model": lambda *a, **k: None,
-         "load_model": lambda *a, **k: None},
+        {"run_trial": run_trial, "_populate_initial_space": populate_initial_space,
+         "save_model": lambda *a, **k: None, "load_model": lambda *a, **k: None},
     )
     options = dict(hypermodel=hypermodel, objective=_objective(config), seed=tuning.seed,
                    directory=str(directory), project_name="keras_tuner", overwrite=False,
