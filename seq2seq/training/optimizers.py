@@ -12,7 +12,7 @@ import tensorflow as tf
 
 
 def _handle(variable):
-    return getattr(variable, "value", variable).handle
+    return variable.handle  # Keras' TensorFlow-backend variables expose their resource handle
 
 
 class FusedAdamMixin:

@@ -19,6 +19,7 @@ from seq2seq.training.callbacks import NaNGuard, ProgressLogger, TokenCount, Val
 from seq2seq.training.checkpoints import Checkpoints
 from seq2seq.training.distribution import get_distribution_strategy
 from seq2seq.training.losses import LabelSmoothedCrossEntropy
+from seq2seq.training.optimizers import FusedAdam, FusedAdamW
 from seq2seq.training.schedules import get_schedule
 
 logger = logging.getLogger(__name__)
@@ -60,9 +61,9 @@ def build_optimizer(training):
         gradient_accumulation_steps=training.gradient_accumulation_steps,
     )
     if training.optimizer == "adam":
-        return keras.optimizers.Adam(**options)
+        return FusedAdam(**options)
     if training.optimizer == "adamw":
-        return keras.optimizers.AdamW(weight_decay=training.weight_decay, **options)
+        return FusedAdamW(weight_decay=training.weight_decay, **options)
     raise ValueError(f"training.optimizer={training.optimizer!r}; expected adam or adamw.")
 
 
