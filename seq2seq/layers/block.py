@@ -2,6 +2,9 @@
 
 import keras
 
+from seq2seq.layers.attention import MultiHeadAttention
+from seq2seq.layers.feed_forward import FeedForward
+
 
 class TransformerBlock(keras.layers.Layer):
     """Base of `EncoderLayer` and `DecoderLayer`.
@@ -61,8 +64,33 @@ class TransformerBlock(keras.layers.Layer):
         norm.build(shape)
         return norm
 
-    def _sublayer_kwargs(self):
-        return dict(kernel_initializer=self.kernel_initializer, dtype=self.dtype_policy)
+    def _attention(self, name, query_shape, value_shape=None, self_attention=False):
+        """A built `MultiHeadAttention` and its LayerNormalization."""
+        attention = MultiHeadAttention(
+            self.num_heads,
+            self._head_dim(query_shape[-1]),
+            dropout=self.attention_dropout,
+            kernel_initializer=self.kernel_initializer,
+            self_attention=self_attention,
+            dtype=self.dtype_policy,
+            name=name,
+        )
+        attention.build(query_shape, value_shape)
+        return attention, self._layer_norm(f"{name}_norm", query_shape)
+
+    def _build_feed_forward(self, shape):
+        """Builds the feed-forward sublayer, its norm and the residual dropout."""
+        self.feed_forward = FeedForward(
+            self.intermediate_dim,
+            activation=self.activation,
+            dropout=self.activation_dropout,
+            kernel_initializer=self.kernel_initializer,
+            dtype=self.dtype_policy,
+            name="feed_forward",
+        )
+        self.feed_forward.build(shape)
+        self.feed_forward_norm = self._layer_norm("feed_forward_norm", shape)
+        self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
 
     def _residual(self, inputs, norm, function, training):
         """Applies `function` as a residual sublayer; passes through a cache it returns."""

@@ -4,9 +4,7 @@ import keras
 from keras import ops
 
 from seq2seq.layers import masking
-from seq2seq.layers.attention import MultiHeadAttention
 from seq2seq.layers.block import TransformerBlock
-from seq2seq.layers.feed_forward import FeedForward
 
 
 @keras.saving.register_keras_serializable(package="seq2seq")
@@ -39,36 +37,13 @@ class DecoderLayer(TransformerBlock):
 
     def build(self, decoder_sequence_shape, encoder_sequence_shape=None):
         shape = decoder_sequence_shape
-        head_dim = self._head_dim(shape[-1])
-        self.self_attention = MultiHeadAttention(
-            self.num_heads,
-            head_dim,
-            dropout=self.attention_dropout,
-            self_attention=True,
-            name="self_attention",
-            **self._sublayer_kwargs(),
+        self.self_attention, self.self_attention_norm = self._attention(
+            "self_attention", shape, self_attention=True
         )
-        self.self_attention.build(shape)
-        self.self_attention_norm = self._layer_norm("self_attention_norm", shape)
-        self.cross_attention = MultiHeadAttention(
-            self.num_heads,
-            head_dim,
-            dropout=self.attention_dropout,
-            name="cross_attention",
-            **self._sublayer_kwargs(),
+        self.cross_attention, self.cross_attention_norm = self._attention(
+            "cross_attention", shape, encoder_sequence_shape or shape
         )
-        self.cross_attention.build(shape, encoder_sequence_shape or shape)
-        self.cross_attention_norm = self._layer_norm("cross_attention_norm", shape)
-        self.feed_forward = FeedForward(
-            self.intermediate_dim,
-            activation=self.activation,
-            dropout=self.activation_dropout,
-            name="feed_forward",
-            **self._sublayer_kwargs(),
-        )
-        self.feed_forward.build(shape)
-        self.feed_forward_norm = self._layer_norm("feed_forward_norm", shape)
-        self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self._build_feed_forward(shape)
 
     def call(
         self,

@@ -3,9 +3,7 @@
 import keras
 
 from seq2seq.layers import masking
-from seq2seq.layers.attention import MultiHeadAttention
 from seq2seq.layers.block import TransformerBlock
-from seq2seq.layers.feed_forward import FeedForward
 
 
 @keras.saving.register_keras_serializable(package="seq2seq")
@@ -27,27 +25,10 @@ class EncoderLayer(TransformerBlock):
     """
 
     def build(self, encoder_sequence_shape):
-        shape = encoder_sequence_shape
-        self.self_attention = MultiHeadAttention(
-            self.num_heads,
-            self._head_dim(shape[-1]),
-            dropout=self.attention_dropout,
-            self_attention=True,
-            name="self_attention",
-            **self._sublayer_kwargs(),
+        self.self_attention, self.self_attention_norm = self._attention(
+            "self_attention", encoder_sequence_shape, self_attention=True
         )
-        self.self_attention.build(shape)
-        self.self_attention_norm = self._layer_norm("self_attention_norm", shape)
-        self.feed_forward = FeedForward(
-            self.intermediate_dim,
-            activation=self.activation,
-            dropout=self.activation_dropout,
-            name="feed_forward",
-            **self._sublayer_kwargs(),
-        )
-        self.feed_forward.build(shape)
-        self.feed_forward_norm = self._layer_norm("feed_forward_norm", shape)
-        self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self._build_feed_forward(encoder_sequence_shape)
 
     def call(self, encoder_sequence, encoder_padding_mask=None, training=None):
         mask = None
