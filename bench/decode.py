@@ -98,7 +98,8 @@ class KerasHubSeq2Seq:
                 self_attention_cache=self_cache[:, i], self_attention_cache_update_index=0,
                 cross_attention_cache=empty, cross_attention_cache_update_index=0)
             cross.append(cross_cache)
-        return {"self": self_cache, "cross": ops.stack(cross, axis=1), "mask": source != 0}
+        return {"self": self_cache, "cross": ops.stack(cross, axis=1), "mask": source != 0,
+                "encoded": encoded}
 
     def next(self, prompt, cache, index):
         batch = ops.shape(prompt)[0]
@@ -107,8 +108,10 @@ class KerasHubSeq2Seq:
         x = x + self.target_embedding.position_embedding(x, start_index=index - 1)
         caches = []
         for i, layer in enumerate(self.decoders):
+            # keras-hub wants the encoder output with a cross-attention cache too (as its
+            # BART does); with cross_attention_cache_update_index=None it reads the cache.
             x, self_cache, _ = layer(
-                x, encoder_padding_mask=cache["mask"],
+                x, cache["encoded"], encoder_padding_mask=cache["mask"],
                 self_attention_cache=cache["self"][:, i],
                 self_attention_cache_update_index=index - 1,
                 cross_attention_cache=cache["cross"][:, i],
