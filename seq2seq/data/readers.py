@@ -86,6 +86,15 @@ def _lines(path):
             raise ValueError(f"{path} is empty, expected at least one line of text.")
 
 
+def _text_lines(path, check):
+    """`(line number, text)` of the UTF-8 lines; the others are reported to `check`."""
+    for number, text in _lines(path):
+        if text is None:
+            check.bad(path, number, "is not valid UTF-8")
+            continue
+        yield number, text
+
+
 def _finish(pairs, report, path):
     if report.num_skipped:
         logger.warning(report.summary())
@@ -99,10 +108,7 @@ def read_tsv(path, on_error="skip", max_characters=DEFAULT_MAX_CHARACTERS, repor
     report = report or ReadReport()
     check = _Checker(on_error, max_characters, report)
     pairs = []
-    for number, text in _lines(path):
-        if text is None:
-            check.bad(path, number, "is not valid UTF-8")
-            continue
+    for number, text in _text_lines(path, check):
         fields = text.split("\t")
         if len(fields) != 2:
             check.bad(
@@ -150,10 +156,7 @@ def read_jsonl(
     report = report or ReadReport()
     check = _Checker(on_error, max_characters, report)
     pairs = []
-    for number, text in _lines(path):
-        if text is None:
-            check.bad(path, number, "is not valid UTF-8")
-            continue
+    for number, text in _text_lines(path, check):
         try:
             row = json.loads(text)
         except json.JSONDecodeError as error:
