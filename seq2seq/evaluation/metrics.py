@@ -77,6 +77,15 @@ def rouge(hypotheses, references, use_stemmer=True):
     return {name: Score(name, 100 * totals[name] / count, signature) for name in names}
 
 
+def task_scores(task, hypotheses, references):
+    """The metrics reported for a task: BLEU and chrF (translation), ROUGE (summarization)."""
+    if task == "translation":
+        return {"bleu": bleu(hypotheses, references), "chrf": chrf(hypotheses, references)}
+    if task == "summarization":
+        return rouge(hypotheses, references)
+    raise ValueError(f"task={task!r}; expected translation or summarization.")
+
+
 def token_accuracy(logits, labels, weights):
     """Share of weighted target positions whose argmax is the label."""
     correct = np.asarray(np.argmax(logits, axis=-1) == np.asarray(labels), dtype="float64")

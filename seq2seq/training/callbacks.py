@@ -144,12 +144,7 @@ class Validation(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def scores(self, hypotheses, references):
-        if self.task == "translation":
-            return {
-                "bleu": metrics.bleu(hypotheses, references),
-                "chrf": metrics.chrf(hypotheses, references),
-            }
-        return metrics.rouge(hypotheses, references)
+        return metrics.task_scores(self.task, hypotheses, references)
 
     @property
     def metric_name(self):

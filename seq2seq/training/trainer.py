@@ -230,11 +230,7 @@ def evaluate(run, split="test", restore="best"):
     pairs = inputs.load_split(config.data, split)
     sources, references = [s for s, _ in pairs], [t for _, t in pairs]
     hypotheses = run.decode(sources)
-    if config.data.task == "translation":
-        scores = {"bleu": metrics.bleu(hypotheses, references),
-                  "chrf": metrics.chrf(hypotheses, references)}
-    else:
-        scores = metrics.rouge(hypotheses, references)
+    scores = metrics.task_scores(config.data.task, hypotheses, references)
     examples = list(zip(sources, references, hypotheses))[: config.decoding.examples]
     return scores, examples
 

@@ -178,13 +178,8 @@ def _validation_result(run, config):
     hypotheses = run.translator.translate(sources, strategy="greedy")
     from seq2seq.evaluation import metrics
 
-    result = {}
-    if config.data.task == "translation":
-        result["val_bleu"] = float(metrics.bleu(hypotheses, references))
-        result["val_chrf"] = float(metrics.chrf(hypotheses, references))
-    else:
-        result.update({f"val_{k}": float(v) for k, v in metrics.rouge(hypotheses,
-                                                                      references).items()})
+    scores = metrics.task_scores(config.data.task, hypotheses, references)
+    result = {f"val_{name}": float(score) for name, score in scores.items()}
     if config.tuning.objective == "loss":
         from seq2seq.data.pipeline import encode_pairs, make_dataset
 
