@@ -15,6 +15,9 @@ tokens (the end token is suppressed), each inside one `tf.function`:
 Systems alternate in rounds in one process. Ends with one JSON line.
 
     python bench/decode.py [--xla]
+
+Everything here is keras.ops, so it also runs under Keras's JAX backend (KERAS_BACKEND=jax), where
+each system is one `jax.jit` (always XLA).
 """
 
 import argparse
@@ -28,7 +31,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import keras_hub  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 from keras import ops  # noqa: E402
 
 from seq2seq.decoding import BeamSearch, generate  # noqa: E402
@@ -134,6 +136,17 @@ def keras_hub_beam(model, beam):
     return run
 
 
+def compile_search(function, xla):
+    """One compiled graph per system: a tf.function (XLA on request) or a jax.jit."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.jit(function)
+    import tensorflow as tf
+
+    return tf.function(function, jit_compile=xla, reduce_retracing=True)
+
+
 def timed(function, source, repeats):
     function(source)  # trace and warm up
     start = time.perf_counter()
@@ -153,19 +166,20 @@ def main():
     args = parser.parse_args()
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
-    batch = tf.constant(rng.integers(3, VOCABULARY, (args.batch, SOURCE_LENGTH)), tf.int32)
+    batch = rng.integers(3, VOCABULARY, (args.batch, SOURCE_LENGTH)).astype("int32")
     single = batch[:1]
     model = Transformer.from_size(args.size, source_vocabulary_size=VOCABULARY,
                                   target_vocabulary_size=VOCABULARY, max_length=128)
     model((batch[:, :4], batch[:, :4]))
     peer = KerasHubSeq2Seq(args.size)
+    # Build the peer's layers outside any trace (jax.jit must not create variables).
+    peer.next(np.ones((1, 2), "int32"), peer.init_cache(batch[:1, :4], 2), 1)
     systems = {
         "ours": ours(model, args.beam),
         "tutorial": tutorial(model, args.beam),
         "kerashub": keras_hub_beam(peer, args.beam),
     }
-    compiled = {name: tf.function(fn, jit_compile=args.xla, reduce_retracing=True)
-                for name, fn in systems.items()}
+    compiled = {name: compile_search(fn, args.xla) for name, fn in systems.items()}
     batch_seconds = {name: 0.0 for name in systems}
     single_seconds = {name: 0.0 for name in systems}
     for _ in range(args.rounds):
@@ -175,8 +189,9 @@ def main():
     tok_s = {n: args.rounds * args.batch * OUTPUT_TOKENS / s for n, s in batch_seconds.items()}
     latency = {n: 1000 * s / args.rounds for n, s in single_seconds.items()}
     print(json.dumps({
-        "machine": f"{os.cpu_count()} cores", "size": args.size, "beam": args.beam,
-        "batch": args.batch, "xla": args.xla,
+        "machine": f"{os.cpu_count()} cores", "backend": keras.backend.backend(),
+        "size": args.size, "beam": args.beam,
+        "batch": args.batch, "xla": args.xla or keras.backend.backend() == "jax",
         "ours_tok_s": round(tok_s["ours"], 1),
         "tutorial_tok_s": round(tok_s["tutorial"], 1),
         "kerashub_tok_s": round(tok_s["kerashub"], 1),
