@@ -86,6 +86,7 @@ class DecodingConfig:
     strategy: str = "beam"  # beam, greedy, sampling
     beam_size: int = 4  # beam width
     alpha: float = 0.6  # GNMT length penalty exponent
+    coverage_penalty: float = 0.0  # GNMT coverage penalty weight (beam search; 0: none)
     n_best: int = 1  # hypotheses returned per input
     max_length: Optional[int] = None  # longest output; None: model.max_length
     batch_size: int = 64  # sentences per decoding batch

@@ -1,7 +1,7 @@
 """Search strategies over a model's decode step, chosen by name."""
 
 from seq2seq.decoding.beam_search import BeamSearch
-from seq2seq.decoding.search import GreedySearch, Sampling, SearchResult
+from seq2seq.decoding.search import GreedySearch, Sampling, SearchResult, attention_of
 
 STRATEGIES = {"greedy": GreedySearch, "beam": BeamSearch, "sampling": Sampling}
 
@@ -15,18 +15,28 @@ def get_strategy(name, **options):
     return STRATEGIES[name](**options)
 
 
-def generate(model, source_ids, strategy, max_length=None):
+def generate(model, source_ids, strategy, max_length=None, return_alignments=False):
     """Decodes `source_ids` `(batch, source_length)` with `strategy` (a strategy object).
 
+    Args:
+        model: a `Transformer` (anything with `init_cache` and `next`).
+        source_ids: `(batch, source_length)` int ids, 0-padded.
+        strategy: e.g. `BeamSearch(beam_size=4)`.
+        max_length: length of the output buffer, start id included; defaults to the model's.
+        return_alignments: also return the cross-attention of every decoded token
+            (`SearchResult.alignments`); always on for a strategy that needs it (the coverage
+            penalty).
+
     Returns:
-        A `SearchResult`; `max_length` (start id included) defaults to the model's.
+        A `SearchResult`.
     """
     from keras import ops
 
     max_length = max_length or model.max_length
-    cache = model.init_cache(source_ids, max_length)
+    attention = return_alignments or getattr(strategy, "needs_attention", False)
+    cache = model.init_cache(source_ids, max_length, attention=attention)
     return strategy(model.next, cache, ops.shape(source_ids)[0], max_length)
 
 
-__all__ = ["BeamSearch", "GreedySearch", "STRATEGIES", "Sampling", "SearchResult", "generate",
-           "get_strategy"]
+__all__ = ["BeamSearch", "GreedySearch", "STRATEGIES", "Sampling", "SearchResult",
+           "attention_of", "generate", "get_strategy"]

@@ -27,11 +27,25 @@ class SearchResult:
             hypothesis, its end id, and padding.
         scores: float32 `(batch, n_best)`: the sum of token log-probabilities (greedy, sampling)
             or the length-penalised score (beam search), best first.
+        alignments: float32 `(batch, n_best, max_length, source_length)` or None: row t holds
+            the cross-attention of the step that chose token t (zeros at position 0 and after
+            the end id). Present when the decoding cache keeps attention (see
+            `attention_of`).
     """
 
-    def __init__(self, tokens, scores):
+    def __init__(self, tokens, scores, alignments=None):
         self.tokens = tokens
         self.scores = scores
+        self.alignments = alignments
+
+
+def attention_of(cache):
+    """The cross-attention `(rows, source_length)` of the latest step, or None.
+
+    A model's `next()` reports it in its cache under "attention" when the cache was built to
+    keep it (`Transformer.init_cache(..., attention=True)`); other caches have none.
+    """
+    return cache.get("attention") if isinstance(cache, dict) else None
 
 
 def log_probabilities(logits, index, min_length, end_id=END_ID):
@@ -71,11 +85,15 @@ def token_by_token(next_fn, cache, batch_size, max_length, choose, min_length=0,
     prompt = start_prompt(batch_size, max_length)
     finished = ops.zeros((batch_size,), dtype="bool")
     scores = ops.zeros((batch_size,), dtype="float32")
+    attention = attention_of(cache)
+    # Alignment rows, filled step by step (an empty source axis when the cache keeps none).
+    source_length = 0 if attention is None else ops.shape(attention)[-1]
+    alignments = ops.zeros((batch_size, max_length, source_length), "float32")
 
-    def cond(prompt, cache, index, finished, scores):
+    def cond(prompt, cache, index, finished, scores, alignments):
         return ops.logical_and(ops.less(index, max_length), ops.logical_not(ops.all(finished)))
 
-    def body(prompt, cache, index, finished, scores):
+    def body(prompt, cache, index, finished, scores, alignments):
         logits, _, cache = next_fn(prompt, cache, index)
         log_probs = log_probabilities(logits, index, min_length, end_id)
         token = ops.cast(choose(log_probs, index), "int32")
@@ -83,13 +101,22 @@ def token_by_token(next_fn, cache, batch_size, max_length, choose, min_length=0,
         token_log_prob = ops.take_along_axis(log_probs, ops.expand_dims(token, 1), axis=1)[:, 0]
         scores = scores + ops.where(finished, 0.0, token_log_prob)
         prompt = ops.slice_update(prompt, [0, index], ops.expand_dims(token, 1))
+        if attention is not None:
+            row = ops.where(ops.expand_dims(finished, 1), 0.0, attention_of(cache))
+            alignments = ops.slice_update(alignments, [0, index, 0], ops.expand_dims(row, 1))
         finished = ops.logical_or(finished, ops.equal(token, end_id))
-        return prompt, cache, index + 1, finished, scores
+        return prompt, cache, index + 1, finished, scores, alignments
 
-    prompt, _, _, _, scores = ops.while_loop(
-        cond, body, (prompt, cache, ops.convert_to_tensor(1, "int32"), finished, scores)
+    prompt, _, _, _, scores, alignments = ops.while_loop(
+        cond,
+        body,
+        (prompt, cache, ops.convert_to_tensor(1, "int32"), finished, scores, alignments),
     )
-    return SearchResult(ops.expand_dims(prompt, 1), ops.expand_dims(scores, 1))
+    return SearchResult(
+        ops.expand_dims(prompt, 1),
+        ops.expand_dims(scores, 1),
+        None if attention is None else ops.expand_dims(alignments, 1),
+    )
 
 
 class GreedySearch:

@@ -76,6 +76,7 @@ class Translator:
         beam_size=4,
         alpha=0.6,
         n_best=1,
+        coverage_penalty=0.0,
         min_length=0,
         max_length=None,
         batch_size=64,
@@ -87,7 +88,8 @@ class Translator:
         Args:
             texts: source strings.
             strategy: "beam", "greedy" or "sampling".
-            beam_size, alpha, n_best: beam search settings.
+            beam_size, alpha, n_best, coverage_penalty: beam search settings (see
+                `BeamSearch`).
             min_length: fewest output tokens before the end id.
             max_length: longest output (start id included); default the translator's.
             batch_size: sentences per call of the model.
@@ -100,7 +102,8 @@ class Translator:
         """
         options = {"min_length": min_length, **sampling_options}
         if strategy == "beam":
-            options.update(beam_size=beam_size, alpha=alpha, n_best=n_best)
+            options.update(beam_size=beam_size, alpha=alpha, n_best=n_best,
+                           coverage_penalty=coverage_penalty)
         outputs = []
         for start in range(0, len(texts), batch_size):
             batch = tf.constant(list(texts[start : start + batch_size]))

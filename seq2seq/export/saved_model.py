@@ -33,7 +33,7 @@ class TranslationModule(tf.Module):
         options = {}
         if decoding.strategy == "beam":
             options = dict(beam_size=decoding.beam_size, alpha=decoding.alpha,
-                           n_best=decoding.n_best)
+                           n_best=decoding.n_best, coverage_penalty=decoding.coverage_penalty)
         self.strategy = get_strategy(decoding.strategy, **options)
         self.max_length = decoding.max_length or translator.max_length
 

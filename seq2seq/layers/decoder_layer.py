@@ -27,11 +27,11 @@ class DecoderLayer(TransformerBlock):
         cross_attention_cache: `(batch, 2, source_length, heads, head_dim)` or None.
         training: dropout on or off.
         return_cross_attention: also return the cross-attention probabilities
-            `(batch, heads, target_length, source_length)` (without caches only).
+            `(batch, heads, target_length, source_length)`.
 
     Returns:
-        `(batch, target_length, hidden)`, or `(outputs, self_attention_cache)` when a
-        self-attention cache is passed, or `(outputs, cross_attention)` with
+        `outputs` `(batch, target_length, hidden)`; `(outputs, self_attention_cache)` when a
+        self-attention cache is passed; the cross-attention probabilities appended last with
         `return_cross_attention`.
     """
 
@@ -108,6 +108,7 @@ class DecoderLayer(TransformerBlock):
             lambda x: self.feed_forward(x, training=training),
             training,
         )
+        outputs = (x,) if self_attention_cache is None else (x, self_attention_cache)
         if return_cross_attention:
-            return x, cross_attention
-        return x if self_attention_cache is None else (x, self_attention_cache)
+            outputs += (cross_attention,)
+        return outputs[0] if len(outputs) == 1 else outputs

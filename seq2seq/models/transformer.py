@@ -213,15 +213,23 @@ class Transformer(keras.Model):
         )
         return ops.cast(attention, "float32")
 
-    def init_cache(self, source_ids, max_length=None):
+    def init_cache(self, source_ids, max_length=None, attention=False):
         """Encodes `source_ids` and returns the decoding cache of `next()`.
+
+        Args:
+            source_ids: `(batch, source_length)`.
+            max_length: target positions the self-attention cache holds (start id included).
+            attention: also keep, in the cache, the cross-attention of the last step (for
+                alignments and the coverage penalty of the searches).
 
         Returns:
             A dict of tensors, each with the batch first (beam search tiles them):
             "self_attention": per decoder layer, zeros `(batch, 2, max_length, heads, head_dim)`;
             "cross_attention": per decoder layer, the encoder's keys and values
             `(batch, 2, source_length, heads, head_dim)`, computed once here;
-            "source_mask": `(batch, source_length)` bool.
+            "source_mask": `(batch, source_length)` bool;
+            with `attention`, "attention": float32 `(batch, source_length)`, the last decoder
+            layer's cross-attention (mean over heads) of the latest position `next()` ran.
         """
         max_length = max_length or self.max_length
         if not self.built:  # decoding a freshly constructed model
@@ -233,7 +241,7 @@ class Transformer(keras.Model):
         empty = ops.zeros(
             (batch, 2, max_length, self.num_heads, head_dim), dtype=self.compute_dtype
         )
-        return {
+        cache = {
             "self_attention": tuple(empty for _ in self.decoder_layers),
             "cross_attention": tuple(
                 layer.cross_attention.compute_key_value(encoder_output)
@@ -241,6 +249,9 @@ class Transformer(keras.Model):
             ),
             "source_mask": source_mask,
         }
+        if attention:
+            cache["attention"] = ops.zeros(ops.shape(source_mask), "float32")
+        return cache
 
     def decode_with_cache(self, target_ids, cache, index):
         """Runs target positions `index .. index + n - 1` against the cache.
@@ -253,11 +264,16 @@ class Transformer(keras.Model):
 
         Returns:
             `(logits, hidden, cache)`: float32 `(batch, n, vocabulary)`,
-            `(batch, n, hidden_dim)` and the updated cache.
+            `(batch, n, hidden_dim)` and the updated cache (its "attention", when it has one,
+            is that of the last of the n positions).
         """
-        logits, hidden, cache, _ = self._decode(
-            target_ids, cache["source_mask"], cache=cache, index=index
+        keep_attention = "attention" in cache
+        logits, hidden, cache, attention = self._decode(
+            target_ids, cache["source_mask"], cache=cache, index=index,
+            return_cross_attention=keep_attention,
         )
+        if keep_attention:
+            cache["attention"] = ops.mean(ops.cast(attention[:, :, -1], "float32"), axis=1)
         return logits, hidden, cache
 
     def next(self, prompt, cache, index):
@@ -311,14 +327,16 @@ class Transformer(keras.Model):
                 if return_cross_attention:
                     x, attention = x
             else:
-                x, self_cache = layer(
+                x, self_cache, *attention = layer(
                     x,
                     encoder_padding_mask=source_mask,
                     self_attention_cache=cache["self_attention"][i],
                     self_attention_cache_update_index=index,
                     cross_attention_cache=cache["cross_attention"][i],
                     training=training,
+                    return_cross_attention=return_cross_attention,
                 )
+                attention = attention[0] if attention else None
                 self_caches.append(self_cache)
         if self.norm_first:
             x = self.decoder_norm(x)

@@ -118,6 +118,7 @@ class Run:
             strategy=decoding.strategy,
             beam_size=decoding.beam_size,
             alpha=decoding.alpha,
+            coverage_penalty=decoding.coverage_penalty,
             batch_size=decoding.batch_size,
         )
 

@@ -48,6 +48,26 @@ def test_a_sentence_decodes_the_same_alone_and_in_a_padded_batch(model, search):
     np.testing.assert_allclose(np.asarray(batch.scores)[1], np.asarray(alone.scores)[0], atol=1e-5)
 
 
+@pytest.mark.parametrize("search", [GreedySearch(), BeamSearch(beam_size=3, n_best=2),
+                                    BeamSearch(beam_size=3, n_best=2, coverage_penalty=0.2)],
+                         ids=["greedy", "beam", "beam_coverage"])
+def test_search_alignments_equal_the_full_pass_cross_attention(model, search):
+    result = generate(model, SOURCE, search, max_length=12, return_alignments=True)
+    tokens, alignments = np.asarray(result.tokens), np.asarray(result.alignments)
+    assert alignments.shape == (*tokens.shape, SOURCE.shape[1])
+    for j in range(tokens.shape[1]):
+        # Last decoder layer, mean over heads; query t - 1 reads token t - 1 to choose token t.
+        full = np.asarray(model.cross_attention(SOURCE, tokens[:, j])).mean(axis=1)
+        for b in range(2):
+            length = int((tokens[b, j] != 0).sum())  # start id .. end id
+            np.testing.assert_allclose(
+                alignments[b, j, 1:length], full[b, :length - 1], atol=1e-5)
+            assert not alignments[b, j, length:].any()
+    # Each step's attention is a distribution over the real source tokens only.
+    np.testing.assert_allclose(alignments[1, 0, 1:4].sum(axis=-1), 1.0, atol=1e-5)
+    assert not alignments[1, :, :, 3:].any()
+
+
 def test_search_compiles_with_xla(model):
     import tensorflow as tf
 

@@ -8,7 +8,7 @@ import pytest
 from keras import ops
 
 from seq2seq.decoding import BeamSearch, GreedySearch, Sampling, get_strategy
-from seq2seq.decoding.beam_search import length_penalty
+from seq2seq.decoding.beam_search import coverage_penalty, length_penalty
 
 PAD, START, END = 0, 1, 2
 ALPHABET = {3: "a", 4: "b", 5: "c"}
@@ -146,6 +146,99 @@ def test_beam_of_one_equals_greedy():
     beam = BeamSearch(beam_size=1, alpha=0.0)(scripted_next, cache_for([0, 1]), 2, 8)
     np.testing.assert_array_equal(np.asarray(beam.tokens), np.asarray(greedy.tokens))
     np.testing.assert_allclose(np.asarray(beam.scores), np.asarray(greedy.scores), atol=1e-6)
+
+
+# The scripted step's cross-attention over a two-token source, by the token it reads: the
+# start id and "a" look at source token 0, "b" mostly at token 1, "c" at both.
+ATTENTION = np.zeros((VOCABULARY, 2), "float32")
+ATTENTION[[START, 3, 4, 5]] = [[0.9, 0.1], [0.9, 0.1], [0.2, 0.8], [0.5, 0.5]]
+
+
+def attending_next(prompt, cache, index):
+    """`scripted_next` that also reports its cross-attention, as `Transformer.next` does."""
+    logits, _, cache = scripted_next(prompt, cache, index)
+    previous = ops.take(prompt, index - 1, axis=1)
+    return logits, None, {**cache, "attention": ops.take(ATTENTION, previous, axis=0)}
+
+
+def attending_cache(sentences):
+    return {**cache_for(sentences), "attention": np.zeros((len(sentences), 2), "float32")}
+
+
+def alignment_rows(hypothesis):
+    """Independent alignments of a hypothesis: one row per token read, start id first."""
+    read = [START] + [k for c in hypothesis for k, v in ALPHABET.items() if v == c]
+    return ATTENTION[read]
+
+
+def test_greedy_returns_the_alignment_of_every_token():
+    result = GreedySearch()(attending_next, attending_cache([0, 1]), 2, 8)
+    alignments = np.asarray(result.alignments)
+    assert alignments.shape == (2, 1, 8, 2)
+    for sentence, hypothesis in ((0, "ac"), (1, "b")):
+        rows = alignment_rows(hypothesis)  # the steps that chose the letters and the end id
+        np.testing.assert_allclose(alignments[sentence, 0, 1:len(rows) + 1], rows)
+        assert not alignments[sentence, 0, 0].any()  # the start id was not chosen
+        assert not alignments[sentence, 0, len(rows) + 1:].any()  # nothing after the end id
+
+
+def test_coverage_penalty_flips_the_order_of_two_hypotheses():
+    # Sentence 0: "a" reads START and "a", both looking at source token 0: coverage (1.8, 0.2),
+    # penalty beta * log(0.2). "bc" also reads "b" and "c": coverage (1.6, 1.4), penalty 0.
+    # Without the penalty "a" wins (-1.31 > -1.53); with beta = 0.2 it loses (-1.63).
+    beta = 0.2
+    a_score = log_prob(0, "a") + beta * math.log(0.2)
+    assert log_prob(0, "a") > log_prob(0, "bc") > a_score
+    plain = BeamSearch(beam_size=4, alpha=0.0, n_best=4)(
+        attending_next, attending_cache([0]), 1, 6)
+    covered = BeamSearch(beam_size=4, alpha=0.0, n_best=4, coverage_penalty=beta)(
+        attending_next, attending_cache([0]), 1, 6)
+    plain_order = [text(t) for t in np.asarray(plain.tokens)[0]]
+    covered_order = [text(t) for t in np.asarray(covered.tokens)[0]]
+    assert plain_order[:2] == ["a", "bc"]
+    assert covered_order.index("bc") < covered_order.index("a")
+    scores = dict(zip(covered_order, np.asarray(covered.scores)[0]))
+    np.testing.assert_allclose(scores["a"], a_score, atol=1e-5)
+    np.testing.assert_allclose(scores["bc"], log_prob(0, "bc"), atol=1e-5)
+    # Each returned hypothesis carries its own alignments.
+    for j, hypothesis in enumerate(covered_order):
+        rows = alignment_rows(hypothesis)
+        np.testing.assert_allclose(np.asarray(covered.alignments)[0, j, 1:len(rows) + 1], rows)
+
+
+def test_coverage_penalty_beam_finds_the_exhaustive_n_best():
+    alpha, beta = 0.6, 0.5
+
+    def score(sentence, hypothesis):
+        coverage = np.minimum(alignment_rows(hypothesis).sum(axis=0), 1.0)
+        return (log_prob(sentence, hypothesis) / ((5 + len(hypothesis) + 1) / 6) ** alpha
+                + beta * np.log(coverage).sum())
+
+    search = BeamSearch(beam_size=4, alpha=alpha, n_best=3, coverage_penalty=beta)
+    result = search(attending_next, attending_cache([0, 1]), 2, 6)
+    for sentence in (0, 1):
+        expected = sorted(
+            ((score(sentence, "".join(h)), "".join(h))
+             for n in range(5) for h in itertools.product("abc", repeat=n)),
+            reverse=True)[:3]
+        assert [text(t) for t in np.asarray(result.tokens)[sentence]] == [h for _, h in expected]
+        np.testing.assert_allclose(
+            np.asarray(result.scores)[sentence], [s for s, _ in expected], atol=1e-5)
+
+
+def test_coverage_penalty_formula_and_padding():
+    alignments = np.array([[[0.5, 0.25, 0.0], [0.75, 0.25, 0.0]]], "float32")  # 2 steps
+    mask = np.array([[True, True, False]])  # the third source token is padding
+    expected = 0.5 * (math.log(1.0) + math.log(0.5))
+    np.testing.assert_allclose(float(coverage_penalty(alignments, mask, 0.5)[0]), expected,
+                               rtol=1e-6)
+
+
+def test_coverage_penalty_needs_the_attention():
+    with pytest.raises(ValueError, match="coverage_penalty=0.2.*keeps none.*attention=True"):
+        BeamSearch(coverage_penalty=0.2)(scripted_next, cache_for([0]), 1, 6)
+    with pytest.raises(ValueError, match="coverage_penalty=-1; expected a weight >= 0"):
+        BeamSearch(coverage_penalty=-1)
 
 
 def test_early_stopping_returns_finished_hypotheses():

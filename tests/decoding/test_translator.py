@@ -41,9 +41,12 @@ def test_greedy_translation_equals_the_search_by_hand(translator):
     assert translator.translate(SENTENCES, strategy="greedy") == [row[0] for row in expected]
 
 
-def test_beam_n_best_with_scores(translator):
-    expected, scores = by_hand(translator, SENTENCES, BeamSearch(beam_size=3, alpha=0.6, n_best=2))
-    got = translator.translate(SENTENCES, beam_size=3, n_best=2, return_scores=True)
+@pytest.mark.parametrize("coverage_penalty", [0.0, 0.4])
+def test_beam_n_best_with_scores(translator, coverage_penalty):
+    search = BeamSearch(beam_size=3, alpha=0.6, n_best=2, coverage_penalty=coverage_penalty)
+    expected, scores = by_hand(translator, SENTENCES, search)
+    got = translator.translate(SENTENCES, beam_size=3, n_best=2, return_scores=True,
+                               coverage_penalty=coverage_penalty)
     assert [[text for text, _ in row] for row in got] == expected
     np.testing.assert_allclose([[s for _, s in row] for row in got], scores, atol=1e-5)
     assert all(row[0][1] >= row[1][1] for row in got)
