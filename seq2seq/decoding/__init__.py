@@ -15,7 +15,8 @@ def get_strategy(name, **options):
     return STRATEGIES[name](**options)
 
 
-def generate(model, source_ids, strategy, max_length=None, return_alignments=False):
+def generate(model, source_ids, strategy, max_length=None, return_alignments=False,
+             length_limit=None):
     """Decodes `source_ids` `(batch, source_length)` with `strategy` (a strategy object).
 
     Args:
@@ -26,6 +27,8 @@ def generate(model, source_ids, strategy, max_length=None, return_alignments=Fal
         return_alignments: also return the cross-attention of every decoded token
             (`SearchResult.alignments`); always on for a strategy that needs it (the coverage
             penalty).
+        length_limit: a scalar (a tensor too) <= `max_length`: decode as if `max_length` were
+            this, inside the `max_length` buffer (a per-request maximum in a fixed graph).
 
     Returns:
         A `SearchResult`.
@@ -35,7 +38,8 @@ def generate(model, source_ids, strategy, max_length=None, return_alignments=Fal
     max_length = max_length or model.max_length
     attention = return_alignments or getattr(strategy, "needs_attention", False)
     cache = model.init_cache(source_ids, max_length, attention=attention)
-    return strategy(model.next, cache, ops.shape(source_ids)[0], max_length)
+    return strategy(model.next, cache, ops.shape(source_ids)[0], max_length,
+                    length_limit=length_limit)
 
 
 __all__ = ["BeamSearch", "GreedySearch", "STRATEGIES", "Sampling", "SearchResult",

@@ -85,9 +85,14 @@ class BeamSearch:
         """Whether the decoding cache must keep the cross-attention."""
         return self.coverage_penalty > 0
 
-    def __call__(self, next_fn, cache, batch_size, max_length):
-        """Runs the search over a cache built for `batch_size` rows; see `SearchResult`."""
+    def __call__(self, next_fn, cache, batch_size, max_length, length_limit=None):
+        """Runs the search over a cache built for `batch_size` rows; see `SearchResult`.
+
+        `length_limit` (a scalar, a tensor too, <= `max_length`) stops the search below that
+        position inside the `max_length` buffer, as if `max_length` were `length_limit`.
+        """
         k = self.beam_size
+        limit = max_length if length_limit is None else length_limit
         attention = attention_of(cache)
         if self.needs_attention and attention is None:
             raise ValueError(
@@ -126,9 +131,9 @@ class BeamSearch:
                 # Log-probs only fall, the length penalty only grows with length and the
                 # coverage penalty is <= 0: no alive hypothesis can end with more than its
                 # log-prob over the longest length penalty.
-                best_possible = alive_log_probs[:, 0] / length_penalty(max_length - 1, self.alpha)
+                best_possible = alive_log_probs[:, 0] / length_penalty(limit - 1, self.alpha)
                 done = ops.greater(worst_finished, best_possible)
-            return ops.logical_and(ops.less(index, max_length), ops.logical_not(ops.all(done)))
+            return ops.logical_and(ops.less(index, limit), ops.logical_not(ops.all(done)))
 
         def body(alive, alive_log_probs, finished, finished_scores, cache, index, alignments,
                  finished_alignments):

@@ -67,7 +67,8 @@ def start_prompt(batch_size, max_length):
     return ops.slice_update(prompt, [0, 0], ops.full((batch_size, 1), START_ID, dtype="int32"))
 
 
-def token_by_token(next_fn, cache, batch_size, max_length, choose, min_length=0, end_id=END_ID):
+def token_by_token(next_fn, cache, batch_size, max_length, choose, min_length=0, end_id=END_ID,
+                   length_limit=None):
     """The shared loop of greedy search and sampling: one token per row and step.
 
     Args:
@@ -78,6 +79,8 @@ def token_by_token(next_fn, cache, batch_size, max_length, choose, min_length=0,
         choose: `(log_probs (batch, vocabulary), index) -> (batch,)` int32 token ids.
         min_length: fewest tokens before the end id.
         end_id: the id that ends a hypothesis.
+        length_limit: scalar int (a tensor too), <= `max_length`: decode only positions below
+            it, e.g. a per-request maximum inside a fixed-size buffer; default `max_length`.
 
     Returns:
         `SearchResult` with `n_best = 1`.
@@ -90,8 +93,10 @@ def token_by_token(next_fn, cache, batch_size, max_length, choose, min_length=0,
     source_length = 0 if attention is None else ops.shape(attention)[-1]
     alignments = ops.zeros((batch_size, max_length, source_length), "float32")
 
+    limit = max_length if length_limit is None else length_limit
+
     def cond(prompt, cache, index, finished, scores, alignments):
-        return ops.logical_and(ops.less(index, max_length), ops.logical_not(ops.all(finished)))
+        return ops.logical_and(ops.less(index, limit), ops.logical_not(ops.all(finished)))
 
     def body(prompt, cache, index, finished, scores, alignments):
         logits, _, cache = next_fn(prompt, cache, index)
@@ -129,11 +134,11 @@ class GreedySearch:
     def __init__(self, min_length=0):
         self.min_length = min_length
 
-    def __call__(self, next_fn, cache, batch_size, max_length):
+    def __call__(self, next_fn, cache, batch_size, max_length, length_limit=None):
         return token_by_token(
             next_fn, cache, batch_size, max_length,
             choose=lambda log_probs, index: ops.argmax(log_probs, axis=-1),
-            min_length=self.min_length,
+            min_length=self.min_length, length_limit=length_limit,
         )
 
 
@@ -177,7 +182,7 @@ class Sampling:
             logits = ops.where(ops.less(logits, threshold[:, None]), MASK_LOGIT, logits)
         return logits
 
-    def __call__(self, next_fn, cache, batch_size, max_length):
+    def __call__(self, next_fn, cache, batch_size, max_length, length_limit=None):
         def choose(log_probs, index):
             samples = keras.random.categorical(
                 self.truncate(log_probs), 1, seed=self.seed_generator, dtype="int32"
@@ -185,5 +190,6 @@ class Sampling:
             return samples[:, 0]
 
         return token_by_token(
-            next_fn, cache, batch_size, max_length, choose=choose, min_length=self.min_length
+            next_fn, cache, batch_size, max_length, choose=choose, min_length=self.min_length,
+            length_limit=length_limit,
         )

@@ -43,15 +43,19 @@ class Translator:
         end = tf.fill([ids.nrows(), 1], END_ID)
         return tf.concat([ids, tf.RaggedTensor.from_tensor(end)], axis=1).to_tensor()
 
-    def translate_graph(self, texts, strategy, max_length):
+    def translate_graph(self, texts, strategy, max_length, length_limit=None):
         """The whole translation as TensorFlow ops.
+
+        `length_limit` (a scalar tensor <= `max_length`) ends the search earlier inside the
+        `max_length` buffer (see `generate`).
 
         Returns:
             `(translations, scores, tokens)`: strings `(batch, n_best)`, float32
             `(batch, n_best)` and int32 `(batch, n_best, max_length)`.
         """
         source_ids = self.encode_sources(texts)
-        result = generate(self.model, source_ids, strategy, max_length)
+        result = generate(self.model, source_ids, strategy, max_length,
+                          length_limit=length_limit)
         tokens = tf.convert_to_tensor(result.tokens)
         batch, n_best = tf.shape(tokens)[0], tf.shape(tokens)[1]
         strings = self.target_tokenizer.detokenize(tf.reshape(tokens, (batch * n_best, -1)))

@@ -20,6 +20,12 @@ class TranslationModule(tf.Module):
     Signatures:
         serving_default: `text` string `[batch]` -> `translations` string `[batch, n_best]`,
             `scores` float32 `[batch, n_best]`.
+        translate_with_options: `text` as above plus the per-request overrides `alpha`
+            float32 `[]` (length penalty), `max_length` int32 `[]` (2 .. the exported maximum)
+            and `n_best` int32 `[]` (1 .. the exported n-best); same outputs, `n_best` columns.
+            TF Serving feeds every input of a signature, so the overrides are a signature of
+            their own rather than optional inputs of `serving_default`. The beam size is fixed:
+            it sets the shapes of the compiled search.
         translate_ids: `source_ids` int32 `[batch, length]` (0-padded, ending with the end id)
             -> `tokens` int32 `[batch, n_best, max_length]`, `scores` float32 `[batch, n_best]`.
     """
@@ -30,12 +36,17 @@ class TranslationModule(tf.Module):
         self.model = translator.model
         self.source_tokenizer = translator.source_tokenizer
         self.target_tokenizer = translator.target_tokenizer
-        options = {}
-        if decoding.strategy == "beam":
-            options = dict(beam_size=decoding.beam_size, alpha=decoding.alpha,
-                           n_best=decoding.n_best, coverage_penalty=decoding.coverage_penalty)
-        self.strategy = get_strategy(decoding.strategy, **options)
+        self.decoding = decoding
+        self.strategy = self._strategy(decoding.alpha)
         self.max_length = decoding.max_length or translator.max_length
+        self.n_best = decoding.n_best if decoding.strategy == "beam" else 1
+
+    def _strategy(self, alpha):
+        decoding = self.decoding
+        if decoding.strategy != "beam":
+            return get_strategy(decoding.strategy)
+        return get_strategy("beam", beam_size=decoding.beam_size, alpha=alpha,
+                            n_best=decoding.n_best, coverage_penalty=decoding.coverage_penalty)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve(self, text):
@@ -43,6 +54,35 @@ class TranslationModule(tf.Module):
             text, self.strategy, self.max_length
         )
         return {"translations": translations, "scores": scores}
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([None], tf.string, name="text"),
+        tf.TensorSpec([], tf.float32, name="alpha"),
+        tf.TensorSpec([], tf.int32, name="max_length"),
+        tf.TensorSpec([], tf.int32, name="n_best"),
+    ])
+    def serve_with_options(self, text, alpha, max_length, n_best):
+        checks = [
+            tf.debugging.assert_greater_equal(
+                alpha, 0.0, message="translate_with_options: expected alpha >= 0; got"),
+            tf.debugging.assert_greater_equal(
+                max_length, 2, message="translate_with_options: expected max_length >= 2; got"),
+            tf.debugging.assert_less_equal(
+                max_length, self.max_length,
+                message=f"translate_with_options: expected max_length <= {self.max_length}, "
+                        "the maximum fixed at export; got"),
+            tf.debugging.assert_greater_equal(
+                n_best, 1, message="translate_with_options: expected n_best >= 1; got"),
+            tf.debugging.assert_less_equal(
+                n_best, self.n_best,
+                message=f"translate_with_options: expected n_best <= {self.n_best}, the n-best "
+                        "fixed at export; got"),
+        ]
+        with tf.control_dependencies(checks):
+            translations, scores, _ = self.translator.translate_graph(
+                text, self._strategy(alpha), self.max_length, length_limit=max_length
+            )
+        return {"translations": translations[:, :n_best], "scores": scores[:, :n_best]}
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name="source_ids")])
     def serve_ids(self, source_ids):
@@ -109,6 +149,7 @@ def export_translator(translator, decoding, out_dir, version=1, warmup_texts=())
         str(partial),
         signatures={
             "serving_default": module.serve.get_concrete_function(),
+            "translate_with_options": module.serve_with_options.get_concrete_function(),
             "translate_ids": module.serve_ids.get_concrete_function(),
         },
     )

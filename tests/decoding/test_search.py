@@ -241,6 +241,17 @@ def test_coverage_penalty_needs_the_attention():
         BeamSearch(coverage_penalty=-1)
 
 
+@pytest.mark.parametrize("search", [GreedySearch(), BeamSearch(beam_size=3, n_best=3)],
+                         ids=["greedy", "beam"])
+def test_a_length_limit_inside_a_larger_buffer_equals_a_smaller_buffer(search):
+    small = search(scripted_next, cache_for([0, 1]), 2, 3)
+    limited = search(scripted_next, cache_for([0, 1]), 2, 8, length_limit=ops.convert_to_tensor(3))
+    tokens = np.asarray(limited.tokens)
+    np.testing.assert_array_equal(tokens[..., :3], np.asarray(small.tokens))
+    assert not tokens[..., 3:].any()
+    np.testing.assert_allclose(np.asarray(limited.scores), np.asarray(small.scores), atol=1e-6)
+
+
 def test_early_stopping_returns_finished_hypotheses():
     result = BeamSearch(beam_size=2, alpha=0.0, n_best=2, early_stopping=True)(
         scripted_next, cache_for([1]), 1, 8

@@ -41,23 +41,32 @@ def exported(tmp_path_factory):
     return translator, served
 
 
-def serve(export_dir, texts):
-    """Loads the export in a fresh process that imports only tensorflow and tensorflow_text."""
+def serve(export_dir, texts, signature="serving_default", fails=False, **options):
+    """Loads the export in a fresh process that imports only tensorflow and tensorflow_text
+    and calls `signature` with `texts` and scalar `options`; returns its outputs, or with
+    `fails` the error the process printed."""
     probe = f"""
 import json, sys
 import tensorflow as tf, tensorflow_text
 keras_by_tensorflow = "keras" in sys.modules  # whatever tensorflow itself imports
 model = tf.saved_model.load({str(export_dir)!r})
-texts = [t.encode("utf-8", "surrogateescape") for t in json.loads(sys.stdin.read())]
-out = model.signatures["serving_default"](text=tf.constant(texts))
+request = json.loads(sys.stdin.read())
+texts = [t.encode("utf-8", "surrogateescape") for t in request["texts"]]
+options = {{k: tf.constant(v, tf.float32 if k == "alpha" else tf.int32)
+           for k, v in request["options"].items()}}
+out = model.signatures[{signature!r}](text=tf.constant(texts), **options)
 print(json.dumps({{"translations": [[t.decode("utf-8", "replace") for t in row]
                                    for row in out["translations"].numpy().tolist()],
                   "scores": out["scores"].numpy().tolist(),
                   "modules": sorted(m for m in sys.modules if m.split(".")[0] == "seq2seq"
                                     or (m == "keras" and not keras_by_tensorflow))}}))
 """
-    result = subprocess.run([sys.executable, "-c", probe], input=json.dumps(texts),
+    result = subprocess.run([sys.executable, "-c", probe],
+                            input=json.dumps({"texts": texts, "options": options}),
                             capture_output=True, text=True)
+    if fails:
+        assert result.returncode != 0
+        return result.stderr
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -72,6 +81,30 @@ def test_served_translations_equal_translate(exported):
     np.testing.assert_allclose(out["scores"], [[s for _, s in row] for row in expected],
                                atol=1e-4)
     assert out["modules"] == []
+
+
+def test_per_request_overrides_equal_translate_with_those_settings(exported):
+    translator, served = exported
+    texts = NORMAL + ["The Template Library"]
+    defaults = serve(served / "3", texts, "translate_with_options", alpha=0.6, max_length=16,
+                     n_best=2)
+    assert defaults["translations"] == serve(served / "3", texts)["translations"]
+    out = serve(served / "3", texts, "translate_with_options", alpha=2.0, max_length=6, n_best=1)
+    expected = translator.translate(texts, beam_size=3, alpha=2.0, n_best=2, max_length=6,
+                                    return_scores=True)
+    assert out["translations"] == [[row[0][0]] for row in expected]
+    np.testing.assert_allclose(out["scores"], [[row[0][1]] for row in expected], atol=1e-4)
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(alpha=0.6, max_length=99, n_best=1), "expected max_length <= 16, the maximum fixed"),
+    (dict(alpha=0.6, max_length=16, n_best=3), "expected n_best <= 2, the n-best fixed"),
+    (dict(alpha=-1.0, max_length=16, n_best=1), "expected alpha >= 0"),
+])
+def test_out_of_range_overrides_are_rejected_with_the_allowed_range(exported, options, message):
+    _, served = exported
+    error = serve(served / "3", NORMAL, "translate_with_options", fails=True, **options)
+    assert message in error
 
 
 def test_bad_input_through_the_signature(exported):
@@ -112,6 +145,8 @@ def test_layout_signatures_and_warmup_requests(exported):
                            capture_output=True, text=True, check=True).stdout
     assert "signature_def['serving_default']" in shown
     assert "signature_def['translate_ids']" in shown
+    assert "signature_def['translate_with_options']" in shown
+    assert "inputs['max_length']" in shown and "inputs['n_best']" in shown
     assert "inputs['text']" in shown and "outputs['translations']" in shown
     requests = []
     for record in tf.data.TFRecordDataset(str(served / "3" / "assets.extra" / WARMUP_FILE)):
