@@ -1,12 +1,17 @@
-"""Serving speed of the exported SavedModel, loaded with tf.saved_model.load, on CPU.
+"""Serving speed (and quality) of the exported SavedModel, loaded with tf.saved_model.load, on CPU.
 
-Exports a model of the given size (random weights; a SentencePiece tokenizer learned from the
-bundled LibreOffice help data), beam 4, then measures (1) target tokens/s on batches of 32 real
-English sentences from the test split, counting the generated non-pad tokens, and (2) p50/p95
-latency of single-sentence requests. Ends with one JSON line: `tok_s`, `p50_ms`, `p95_ms`.
+Exports a model, beam 4, then measures (1) target tokens/s on batches of 32 real English
+sentences from the test split, counting the generated non-pad tokens, and (2) p50/p95 latency
+of single-sentence requests. The model is either of a given size with random weights (a
+SentencePiece tokenizer learned from the bundled LibreOffice help data), or a trained run
+(`--run-dir`, its best checkpoint), whose served translations of the whole test split are also
+scored with sacreBLEU. `--int8` exports the same model a second time with int8 weights
+(`export.quantize: int8`) and measures both exports alternately in one process. Ends with one
+JSON line: `tok_s`, `p50_ms`, `p95_ms` (and `int8_*`, `bleu`, `int8_bleu`).
 
     python bench/serving.py --size base
     python bench/serving.py --size small
+    python bench/serving.py --run-dir runs/translation --int8
 """
 
 import argparse
@@ -25,55 +30,105 @@ import tensorflow as tf  # noqa: E402
 from seq2seq import datasets  # noqa: E402
 from seq2seq.config import DecodingConfig  # noqa: E402
 from seq2seq.decoding.translator import Translator  # noqa: E402
+from seq2seq.evaluation.metrics import bleu  # noqa: E402
 from seq2seq.export.saved_model import export_translator  # noqa: E402
 from seq2seq.models import Transformer  # noqa: E402
 from seq2seq.text.tokenizer import train_tokenizer  # noqa: E402
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--size", default="base")
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--beam", type=int, default=4)
-    parser.add_argument("--max-length", type=int, default=64)
-    parser.add_argument("--batches", type=int, default=3)
-    parser.add_argument("--requests", type=int, default=20)
-    args = parser.parse_args()
-
+def random_translator(args):
     train = datasets.load("libreoffice-help", split="train")
     tokenizer = train_tokenizer([s for p in train[:20000] for s in p], vocabulary_size=8000)
     keras.utils.set_random_seed(0)
     model = Transformer.from_size(args.size, source_vocabulary_size=tokenizer.vocabulary_size,
                                   target_vocabulary_size=tokenizer.vocabulary_size,
                                   max_length=args.max_length)
+    test = datasets.load("libreoffice-help", split="test")
+    return Translator(model, tokenizer, tokenizer), test
+
+
+def trained_translator(run_dir):
+    from seq2seq.cli import _load_run_config
+    from seq2seq.training import inputs
+    from seq2seq.training.trainer import Run
+
+    run = Run(_load_run_config(run_dir, []), run_dir)
+    run.checkpoints.restore(run.checkpoints.best_manager.latest_checkpoint)
+    return run.translator, inputs.load_split(run.config.data, "test")
+
+
+def speed(serve, sentences, args, tokenizer):
+    """(target tokens/s on batches, single-request latencies in ms)."""
+    tokens, seconds = 0, 0.0
+    for i in range(args.batches):
+        batch = sentences[i * args.batch : (i + 1) * args.batch]
+        start = time.perf_counter()
+        out = serve(text=tf.constant(batch))
+        seconds += time.perf_counter() - start
+        # Generated target tokens of the best hypotheses (subword pieces, end included).
+        pieces = tokenizer.tokenize(out["translations"][:, 0])
+        tokens += int(pieces.row_lengths().numpy().sum()) + len(batch)
+    latencies = []
+    for sentence in sentences[: args.requests]:
+        start = time.perf_counter()
+        serve(text=tf.constant([sentence]))
+        latencies.append(1000 * (time.perf_counter() - start))
+    return tokens / seconds, latencies
+
+
+def served_bleu(serve, pairs, batch=64):
+    hypotheses = []
+    for i in range(0, len(pairs), batch):
+        out = serve(text=tf.constant([s for s, _ in pairs[i : i + batch]]))
+        hypotheses += [t.decode("utf-8") for t in out["translations"][:, 0].numpy()]
+    return bleu(hypotheses, [t for _, t in pairs])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--size", default="base")
+    parser.add_argument("--run-dir", default=None, help="a trained run instead of random weights")
+    parser.add_argument("--int8", action="store_true", help="also measure an int8 export")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--beam", type=int, default=4)
+    parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--batches", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+
+    translator, test = (trained_translator(args.run_dir) if args.run_dir
+                        else random_translator(args))
     decoding = DecodingConfig(strategy="beam", beam_size=args.beam, alpha=0.6,
                               max_length=args.max_length)
+    variants = {"float32": None, "int8": "int8"} if args.int8 else {"float32": None}
+    sentences = [s for s, _ in test if len(s.split()) <= 30]
+    results = {}
     with tempfile.TemporaryDirectory() as directory:
-        path = export_translator(Translator(model, tokenizer, tokenizer), decoding, directory)
-        serve = tf.saved_model.load(str(path)).signatures["serving_default"]
-        sentences = [s for s, _ in datasets.load("libreoffice-help", split="test")]
-        sentences = [s for s in sentences if len(s.split()) <= 30]
-        serve(text=tf.constant(sentences[: args.batch]))  # warm up
-        tokens, seconds = 0, 0.0
-        for i in range(args.batches):
-            batch = sentences[i * args.batch : (i + 1) * args.batch]
-            start = time.perf_counter()
-            out = serve(text=tf.constant(batch))
-            seconds += time.perf_counter() - start
-            # Generated target tokens of the best hypotheses (subword pieces, end included).
-            pieces = tokenizer.tokenize(out["translations"][:, 0])
-            tokens += int(pieces.row_lengths().numpy().sum()) + len(batch)
-        latencies = []
-        for sentence in sentences[: args.requests]:
-            start = time.perf_counter()
-            serve(text=tf.constant([sentence]))
-            latencies.append(1000 * (time.perf_counter() - start))
+        served = {}
+        for name, mode in variants.items():
+            path = export_translator(translator, decoding, os.path.join(directory, name),
+                                     quantize=mode)
+            served[name] = tf.saved_model.load(str(path)).signatures["serving_default"]
+            served[name](text=tf.constant(sentences[: args.batch]))  # warm up
+        timings = {name: ([], []) for name in served}
+        for _ in range(args.rounds):  # alternating
+            for name, serve in served.items():
+                tok_s, latencies = speed(serve, sentences, args, translator.target_tokenizer)
+                timings[name][0].append(tok_s)
+                timings[name][1].extend(latencies)
+        for name, (tok_s, latencies) in timings.items():
+            prefix = "" if name == "float32" else f"{name}_"
+            results[f"{prefix}tok_s"] = round(float(np.mean(tok_s)), 1)
+            results[f"{prefix}p50_ms"] = round(float(np.percentile(latencies, 50)), 1)
+            results[f"{prefix}p95_ms"] = round(float(np.percentile(latencies, 95)), 1)
+            if args.run_dir:
+                score = served_bleu(served[name], test)
+                print(name, repr(score), flush=True)
+                results[f"{prefix}bleu"] = round(score.score, 2)
     print(json.dumps({
-        "machine": f"{os.cpu_count()} cores", "size": args.size, "beam": args.beam,
-        "batch": args.batch,
-        "tok_s": round(tokens / seconds, 1),
-        "p50_ms": round(float(np.percentile(latencies, 50)), 1),
-        "p95_ms": round(float(np.percentile(latencies, 95)), 1),
+        "machine": f"{os.cpu_count()} cores", "model": args.run_dir or args.size,
+        "beam": args.beam, "batch": args.batch, **results,
     }))
 
 

@@ -83,7 +83,8 @@ def _export(args):
     run.checkpoints.restore(run.checkpoints.best_manager.latest_checkpoint)
     warmup = [source for source, _ in inputs.load_split(run.config.data, "valid")[:3]]
     path = export_translator(run.translator, run.config.decoding, args.out_dir,
-                             version=run.config.export.version, warmup_texts=warmup)
+                             version=run.config.export.version, warmup_texts=warmup,
+                             quantize=run.config.export.quantize)
     _print(json.dumps({"export": str(path)}))
 
 

@@ -97,6 +97,7 @@ class DecodingConfig:
 class ExportConfig:
     enabled: bool = True  # export a SavedModel at the end of training
     version: int = 1  # TF Serving model version directory
+    quantize: Optional[str] = None  # "int8": int8 weights (Keras quantize) in the export only
 
 
 def _default_space():

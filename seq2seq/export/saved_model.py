@@ -8,10 +8,37 @@ needed to serve. The export is written to `OUT/<version>.partial` and renamed to
 
 import pathlib
 import shutil
+import warnings
 
 import tensorflow as tf
 
 from seq2seq.decoding import get_strategy
+from seq2seq.decoding.translator import Translator
+
+QUANTIZATION_MODES = ("int8",)
+
+
+def quantized(translator, mode):
+    """A copy of `translator` whose model has `mode` weights (Keras' `Model.quantize`).
+
+    "int8": the kernels of every Dense layer and the token embeddings (with their tied output
+    projection) become int8 with per-channel float scales; activations are quantized on the fly.
+    Keras quantizes in place, so the copy keeps the trained model as it was.
+    """
+    if mode not in QUANTIZATION_MODES:
+        raise ValueError(
+            f"export.quantize={mode!r}; expected one of {', '.join(QUANTIZATION_MODES)} or None."
+        )
+    model = translator.model
+    copy = model.__class__.from_config(model.get_config())
+    copy.build(((None, None), (None, None)))
+    copy.set_weights(model.get_weights())
+    with warnings.catch_warnings():  # "Layer LayerNormalization does not have a `quantize`..."
+        warnings.filterwarnings("ignore", message=".*does not have a `quantize` method")
+        copy.quantize(mode)
+    return Translator(copy, translator.source_tokenizer, translator.target_tokenizer,
+                      max_source_length=translator.max_source_length,
+                      max_length=translator.max_length)
 
 
 class TranslationModule(tf.Module):
@@ -128,7 +155,7 @@ def graph_ops(export_dir):
     return ops
 
 
-def export_translator(translator, decoding, out_dir, version=1, warmup_texts=()):
+def export_translator(translator, decoding, out_dir, version=1, warmup_texts=(), quantize=None):
     """Writes the SavedModel to `out_dir/<version>` and returns that path.
 
     Args:
@@ -137,7 +164,11 @@ def export_translator(translator, decoding, out_dir, version=1, warmup_texts=())
         out_dir: the model's base directory (TF Serving's `--model_base_path`).
         version: the version subdirectory.
         warmup_texts: a few real requests for `assets.extra/tf_serving_warmup_requests`.
+        quantize: None, or "int8" to export int8 weights (see `quantized`); the translator
+            passed in is left as it is.
     """
+    if quantize:
+        translator = quantized(translator, quantize)
     out_dir = pathlib.Path(out_dir)
     final = out_dir / str(version)
     partial = out_dir / f"{version}.partial"

@@ -33,8 +33,17 @@ def learning_rate(optimizer):
     return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
 
 
+def gradient_norm(optimizer):
+    """The global norm of the last applied gradients, or None if the optimizer keeps none
+    (`FusedAdam`/`FusedAdamW` keep it; through a loss-scale wrapper too)."""
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+    variable = getattr(optimizer, "gradient_norm", None)
+    return None if variable is None else float(keras.ops.convert_to_numpy(variable))
+
+
 class ProgressLogger(keras.callbacks.Callback):
-    """One line every `every` steps: loss, accuracy, learning rate, tokens/s, ETA."""
+    """One line every `every` steps: loss, accuracy, learning rate, gradient norm, tokens/s,
+    ETA; the same as TensorBoard scalars when a `writer` is given."""
 
     def __init__(self, total_steps, every=50, writer=None, deadline=None, print_fn=print):
         super().__init__()
@@ -55,6 +64,7 @@ class ProgressLogger(keras.callbacks.Callback):
         elapsed = time.perf_counter() - self.epoch_start
         tokens_per_second = float(logs.get("tokens", 0.0)) / max(elapsed, 1e-9)
         lr = learning_rate(self.model.optimizer)
+        norm = gradient_norm(self.model.optimizer)
         seconds_per_step = elapsed / max(batch + 1, 1)
         eta = (self.total_steps - step) * seconds_per_step
         if self.deadline is not None:
@@ -62,7 +72,8 @@ class ProgressLogger(keras.callbacks.Callback):
         self.print_fn(
             f"step {step}/{self.total_steps} loss {logs.get('loss', float('nan')):.4f} "
             f"acc {logs.get('accuracy', float('nan')):.4f} lr {lr:.2e} "
-            f"tok/s {tokens_per_second:.0f} eta {eta / 60:.1f}min",
+            + ("" if norm is None else f"gnorm {norm:.3f} ")
+            + f"tok/s {tokens_per_second:.0f} eta {eta / 60:.1f}min",
         )
         if self.writer is not None:
             with self.writer.as_default(step=step):
@@ -70,8 +81,8 @@ class ProgressLogger(keras.callbacks.Callback):
                 tf.summary.scalar("accuracy", logs.get("accuracy", 0.0))
                 tf.summary.scalar("learning_rate", lr)
                 tf.summary.scalar("tokens_per_second", tokens_per_second)
-                if "gradient_norm" in logs:
-                    tf.summary.scalar("gradient_norm", logs["gradient_norm"])
+                if norm is not None:
+                    tf.summary.scalar("gradient_norm", norm)
 
 
 class NaNGuard(keras.callbacks.Callback):

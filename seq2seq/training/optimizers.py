@@ -5,6 +5,10 @@ over the weights and both moments); on CPU those passes cost ~10% of a "small" t
 TensorFlow's `ResourceApplyAdam` does the same update (same formula: bias-corrected step size,
 epsilon added to sqrt(v)) in one pass. Everything else (schedules, clipping, gradient
 accumulation, loss scaling, weight decay in AdamW) stays Keras'.
+
+They also keep the global norm of the last applied gradients (before clipping; after loss
+scaling is undone and accumulated gradients are averaged) in `gradient_norm`, which Keras'
+optimizers do not expose, for the progress line and TensorBoard.
 """
 
 import keras
@@ -16,6 +20,21 @@ def _handle(variable):
 
 
 class FusedAdamMixin:
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        self.gradient_norm = self.add_variable(
+            (), initializer="zeros", dtype="float32", aggregation="only_first_replica",
+            name="gradient_norm",
+        )
+
+    def _clip_gradients(self, grads):
+        self.gradient_norm.assign(
+            tf.cast(tf.linalg.global_norm([g for g in grads if g is not None]), tf.float32)
+        )
+        return super()._clip_gradients(grads)
+
     def update_step(self, gradient, variable, learning_rate):
         if isinstance(gradient, tf.IndexedSlices):
             gradient = tf.convert_to_tensor(gradient)

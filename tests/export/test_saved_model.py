@@ -13,7 +13,7 @@ import tensorflow as tf
 from seq2seq.config import DecodingConfig
 from seq2seq.data.readers import read_tsv
 from seq2seq.decoding.translator import Translator
-from seq2seq.export.saved_model import WARMUP_FILE, export_translator, graph_ops
+from seq2seq.export.saved_model import WARMUP_FILE, export_translator, graph_ops, quantized
 from seq2seq.models import Transformer
 from seq2seq.text.tokenizer import train_tokenizer
 
@@ -116,9 +116,8 @@ def test_bad_input_through_the_signature(exported):
     assert [out["translations"][1], out["translations"][4]] == alone
 
 
-def test_only_stock_tensorflow_serving_ops(exported):
-    _, served = exported
-    used = graph_ops(served / "3")
+def assert_stock_ops(export_dir):
+    used = graph_ops(export_dir)
     registry = """
 import json, sys
 from tensorflow.python.framework import op_def_registry
@@ -134,6 +133,36 @@ print(json.dumps({"core": core, "text": text}))
     unknown = used - set(found["core"]) - set(found["text"])
     assert not unknown, f"ops outside TensorFlow core and tensorflow-text: {sorted(unknown)}"
     assert any("Sentencepiece" in op for op in found["text"])
+
+
+def test_only_stock_tensorflow_serving_ops(exported):
+    _, served = exported
+    assert_stock_ops(served / "3")
+
+
+def test_int8_export_serves_the_quantized_model_and_leaves_the_trained_one(exported, tmp_path):
+    translator, _ = exported
+    before = [w.copy() for w in translator.model.get_weights()]
+    texts = NORMAL + ["The Template Library"]
+    float_translations = translator.translate(texts, beam_size=3, n_best=2, max_length=16)
+    path = export_translator(translator, DECODING, tmp_path / "int8", quantize="int8")
+    # The trained model is untouched: same weights, all float32, same translations.
+    after = translator.model.get_weights()
+    assert all(a.dtype == "float32" and np.array_equal(a, b) for a, b in zip(after, before))
+    assert translator.translate(texts, beam_size=3, n_best=2, max_length=16) == float_translations
+    # The export holds int8 kernels and serves what the quantized model translates in process.
+    dtypes = tf.train.load_checkpoint(str(path / "variables" / "variables"))
+    int8 = [n for n, d in dtypes.get_variable_to_dtype_map().items() if d == tf.int8]
+    assert len(int8) >= 2 * len(translator.model.decoder_layers)
+    expected = quantized(translator, "int8").translate(
+        texts, beam_size=3, alpha=0.6, n_best=2, max_length=16, return_scores=True)
+    out = serve(path, texts)
+    assert out["translations"] == [[t for t, _ in row] for row in expected]
+    np.testing.assert_allclose(out["scores"], [[s for _, s in row] for row in expected],
+                               atol=1e-4)
+    assert_stock_ops(path)
+    with pytest.raises(ValueError, match="export.quantize='int4'; expected one of int8 or None"):
+        export_translator(translator, DECODING, tmp_path / "int4", quantize="int4")
 
 
 def test_layout_signatures_and_warmup_requests(exported):

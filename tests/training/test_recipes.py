@@ -18,6 +18,20 @@ def run_cli(capsys, *argv):
 
 
 @pytest.mark.parametrize("recipe", ["translation", "summarization"])
+def train_scalars(log_dir):
+    """{tag: [values]} of the scalar summaries in a TensorBoard log directory."""
+    import tensorflow as tf
+
+    scalars = {}
+    for path in log_dir.glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                number = float(tf.make_ndarray(value.tensor)) if value.HasField("tensor") \
+                    else value.simple_value
+                scalars.setdefault(value.tag, []).append(number)
+    return scalars
+
+
 def test_recipe_trains_evaluates_translates_and_exports(tmp_path, capsys, shrunk, recipe):
     config = shrunk(recipe, tmp_path)
     run_dir = tmp_path / "run"
@@ -34,6 +48,10 @@ def test_recipe_trains_evaluates_translates_and_exports(tmp_path, capsys, shrunk
     assert (run_dir / "config.yaml").exists()
     assert (run_dir / "tokenizer" / "source" / "tokenizer.json").exists()
     assert list((run_dir / "logs" / "valid").glob("events.out.tfevents.*"))
+    scalars = train_scalars(run_dir / "logs" / "train")
+    for tag in ("loss", "accuracy", "learning_rate", "gradient_norm", "tokens_per_second"):
+        assert scalars.get(tag) and all(math.isfinite(v) for v in scalars[tag]), tag
+    assert all(v > 0 for v in scalars["gradient_norm"])
     assert (run_dir / "checkpoints" / "checkpoint").exists()
     assert (run_dir / "export" / "1" / "saved_model.pb").exists()
     history = [json.loads(line) for line in (run_dir / "validation.jsonl").read_text().splitlines()]
