@@ -125,7 +125,7 @@ def main():
             if args.run_dir:
                 score = served_bleu(served[name], test)
                 print(name, repr(score), flush=True)
-                results[f"{prefix}bleu"] = round(score.score, 2)
+                results[f"{prefix}bleu"] = round(float(score), 2)
     print(json.dumps({
         "machine": f"{os.cpu_count()} cores", "model": args.run_dir or args.size,
         "beam": args.beam, "batch": args.batch, **results,

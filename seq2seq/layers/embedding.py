@@ -92,7 +92,8 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         self.position.build((*token_ids_shape, self.hidden_dim))
 
     def call(self, token_ids, start_index=0, training=None):
-        embeddings = self.token_embedding(token_ids)
+        # An int8-quantized embedding returns float32 even under a mixed policy.
+        embeddings = ops.cast(self.token_embedding(token_ids), self.compute_dtype)
         embeddings = embeddings * ops.cast(math.sqrt(self.hidden_dim), embeddings.dtype)
         embeddings = embeddings + self.position(embeddings, start_index=start_index)
         return self.dropout_layer(embeddings, training=training)

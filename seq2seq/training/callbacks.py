@@ -37,7 +37,7 @@ def gradient_norm(optimizer):
     """The global norm of the last applied gradients, or None if the optimizer keeps none
     (`FusedAdam`/`FusedAdamW` keep it; through a loss-scale wrapper too)."""
     optimizer = getattr(optimizer, "inner_optimizer", optimizer)
-    variable = getattr(optimizer, "gradient_norm", None)
+    variable = getattr(optimizer, "gradient_norm", None) if optimizer.built else None
     return None if variable is None else float(keras.ops.convert_to_numpy(variable))
 
 

@@ -19,15 +19,26 @@ def _handle(variable):
     return variable.handle  # Keras' TensorFlow-backend variables expose their resource handle
 
 
+class _Untracked:
+    """A plain holder: what it holds stays out of the optimizer's checkpointed variables, so
+    checkpoints written before `gradient_norm` existed still restore exactly."""
+
+
 class FusedAdamMixin:
     def build(self, variables):
         if self.built:
             return
         super().build(variables)
-        self.gradient_norm = self.add_variable(
-            (), initializer="zeros", dtype="float32", aggregation="only_first_replica",
-            name="gradient_norm",
+        self._untracked = _Untracked()
+        self._untracked.gradient_norm = tf.Variable(
+            0.0, trainable=False, name="gradient_norm",
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
         )
+
+    @property
+    def gradient_norm(self):
+        """float32 scalar variable: the global norm of the last applied gradients."""
+        return self._untracked.gradient_norm
 
     def _clip_gradients(self, grads):
         self.gradient_norm.assign(

@@ -46,3 +46,13 @@ def test_gradient_norm_is_the_global_norm_before_clipping(wrap):
     assert expected > 1.0  # the update itself was clipped; the reported norm is not
     inner = getattr(optimizer, "inner_optimizer", optimizer)
     np.testing.assert_allclose(float(inner.gradient_norm), expected, rtol=1e-5)
+
+
+def test_gradient_norm_stays_out_of_the_checkpointed_state():
+    # Checkpoints written before the optimizer kept a gradient norm must still restore exactly.
+    variable = keras.Variable(np.zeros(3, "float32"))
+    fused, reference = FusedAdam(1e-2), keras.optimizers.Adam(1e-2)
+    for optimizer in (fused, reference):
+        optimizer.build([variable])
+    assert [v.path.split("/", 1)[1] for v in fused.variables] == \
+        [v.path.split("/", 1)[1] for v in reference.variables]

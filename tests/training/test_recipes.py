@@ -17,7 +17,6 @@ def run_cli(capsys, *argv):
     return out
 
 
-@pytest.mark.parametrize("recipe", ["translation", "summarization"])
 def train_scalars(log_dir):
     """{tag: [values]} of the scalar summaries in a TensorBoard log directory."""
     import tensorflow as tf
@@ -32,6 +31,7 @@ def train_scalars(log_dir):
     return scalars
 
 
+@pytest.mark.parametrize("recipe", ["translation", "summarization"])
 def test_recipe_trains_evaluates_translates_and_exports(tmp_path, capsys, shrunk, recipe):
     config = shrunk(recipe, tmp_path)
     run_dir = tmp_path / "run"
