@@ -90,20 +90,12 @@ class TranslationModule(tf.Module):
     ])
     def serve_with_options(self, text, alpha, max_length, n_best):
         checks = [
-            tf.debugging.assert_greater_equal(
-                alpha, 0.0, message="translate_with_options: expected alpha >= 0; got"),
-            tf.debugging.assert_greater_equal(
-                max_length, 2, message="translate_with_options: expected max_length >= 2; got"),
-            tf.debugging.assert_less_equal(
-                max_length, self.max_length,
-                message=f"translate_with_options: expected max_length <= {self.max_length}, "
-                        "the maximum fixed at export; got"),
-            tf.debugging.assert_greater_equal(
-                n_best, 1, message="translate_with_options: expected n_best >= 1; got"),
-            tf.debugging.assert_less_equal(
-                n_best, self.n_best,
-                message=f"translate_with_options: expected n_best <= {self.n_best}, the n-best "
-                        "fixed at export; got"),
+            _expect(alpha, ">=", 0.0, "alpha"),
+            _expect(max_length, ">=", 2, "max_length"),
+            _expect(max_length, "<=", self.max_length, "max_length",
+                    "the maximum fixed at export"),
+            _expect(n_best, ">=", 1, "n_best"),
+            _expect(n_best, "<=", self.n_best, "n_best", "the n-best fixed at export"),
         ]
         with tf.control_dependencies(checks):
             translations, scores, _ = self.translator.translate_graph(
@@ -118,6 +110,15 @@ class TranslationModule(tf.Module):
         result = generate(self.model, source_ids, self.strategy, self.max_length)
         return {"tokens": tf.convert_to_tensor(result.tokens),
                 "scores": tf.convert_to_tensor(result.scores)}
+
+
+def _expect(value, relation, bound, name, why=""):
+    """An in-graph check of a request value that fails with what was expected and received."""
+    check = {">=": tf.debugging.assert_greater_equal, "<=": tf.debugging.assert_less_equal}
+    reason = f", {why}" if why else ""
+    return check[relation](
+        value, bound,
+        message=f"translate_with_options: expected {name} {relation} {bound}{reason}; got")
 
 
 WARMUP_FILE = "tf_serving_warmup_requests"

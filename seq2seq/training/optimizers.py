@@ -41,10 +41,15 @@ class FusedAdamMixin:
         return self._untracked.gradient_norm
 
     def _clip_gradients(self, grads):
-        self.gradient_norm.assign(
-            tf.cast(tf.linalg.global_norm([g for g in grads if g is not None]), tf.float32)
-        )
-        return super()._clip_gradients(grads)
+        norm = tf.linalg.global_norm(grads)  # None entries ignored
+        self.gradient_norm.assign(tf.cast(norm, tf.float32))
+        if self.clipnorm or not self.global_clipnorm:
+            return super()._clip_gradients(grads)
+        # Keras' clip_by_global_norm, reusing the norm above instead of a second pass over the
+        # gradients: scale by clip / max(norm, clip); a non-finite norm makes the scale NaN.
+        clip = self.global_clipnorm
+        scale = clip * tf.minimum(1.0 / norm, 1.0 / clip) + (norm - norm)
+        return [g * scale if g is not None else g for g in grads]
 
     def update_step(self, gradient, variable, learning_rate):
         if isinstance(gradient, tf.IndexedSlices):
