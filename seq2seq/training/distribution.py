@@ -1,6 +1,9 @@
 """tf.distribute strategies, chosen by name in the config."""
 
+import types
+
 import tensorflow as tf
+from keras import tree
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
@@ -19,14 +22,7 @@ def get_distribution_strategy(name):
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
-        # Keras 3's `fit` fails under this strategy (keras-team/keras#20585: its symbolic
-        # build and its log reduction both call strategy.reduce in ways
-        # CollectiveAllReduceStrategy rejects). Say so before any work is done.
-        raise NotImplementedError(
-            "training.strategy='multi_worker' is not supported yet: Keras 3's model.fit fails "
-            "under MultiWorkerMirroredStrategy (keras-team/keras#20585). Use 'mirrored' on one "
-            "machine."
-        )
+        return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "tpu":
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
         tf.config.experimental_connect_to_cluster(resolver)
@@ -36,3 +32,42 @@ def get_distribution_strategy(name):
         f"training.strategy={name!r}; expected one of {', '.join(STRATEGIES)}."
     )
 
+
+
+def prepare_model(model, strategy):
+    """Makes `model.fit` work under `strategy`; a no-op except under MultiWorkerMirroredStrategy.
+
+    Keras 3's TensorFlow trainer fails under MultiWorkerMirroredStrategy
+    (keras-team/keras#20585) in two places, both calls of `strategy.reduce` that
+    CollectiveAllReduceStrategy rejects:
+    - before the first step, `fit` reduces a whole (nested) data batch to build the model
+      symbolically; collective reduce takes a single tensor, not a structure. Building needs
+      only shapes, so this model builds from the first local replica's batch instead.
+    - after every step, the logs are reduced with `reduce("MEAN", value, axis=0)`, which
+      fails on scalars; this model's `train_step` returns its logs as 1-element vectors, and
+      the mean over axis 0 across workers gives back the scalars Keras expects.
+    Both patches are on this model instance only, and can go once Keras fixes the bug.
+    """
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return model
+    train_step = model.train_step
+
+    def first_local_value(value):
+        if isinstance(value, tf.distribute.DistributedValues):
+            return strategy.experimental_local_results(value)[0]
+        return value
+
+    def symbolic_build_from_local_batch(self, iterator=None, data_batch=None):
+        if iterator is not None:
+            for _, _, batches in iterator:
+                data_batch = tree.map_structure(first_local_value, next(batches))
+                break
+        with self.distribute_strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
+
+    def train_step_with_vector_logs(self, data):
+        return {name: tf.reshape(value, [1]) for name, value in train_step(data).items()}
+
+    model.train_step = types.MethodType(train_step_with_vector_logs, model)
+    model._maybe_symbolic_build = types.MethodType(symbolic_build_from_local_batch, model)
+    return model

@@ -17,7 +17,7 @@ from seq2seq.models import Transformer
 from seq2seq.training import inputs
 from seq2seq.training.callbacks import NaNGuard, ProgressLogger, TokenCount, Validation
 from seq2seq.training.checkpoints import Checkpoints
-from seq2seq.training.distribution import get_distribution_strategy
+from seq2seq.training.distribution import get_distribution_strategy, prepare_model
 from seq2seq.training.losses import LabelSmoothedCrossEntropy
 from seq2seq.training.optimizers import FusedAdam, FusedAdamW
 from seq2seq.training.schedules import get_schedule
@@ -97,6 +97,7 @@ class Run:
                 self.target_tokenizer.vocabulary_size,
             )
             compile_model(self.model, config)
+            prepare_model(self.model, self.strategy)
             dummy = tf.ones((1, 2), tf.int32)
             self.model((dummy, dummy))
             self.model.optimizer.build(self.model.trainable_variables)

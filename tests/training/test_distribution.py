@@ -65,15 +65,6 @@ def test_mirrored_strategy_on_two_logical_cpus_matches_one_device(tmp_path, sing
     np.testing.assert_allclose(mirrored["weight_sum"], single["weight_sum"], rtol=1e-3)
 
 
-def test_multi_worker_is_refused_with_the_upstream_reason():
-    from seq2seq.training.distribution import get_distribution_strategy
-
-    with pytest.raises(NotImplementedError, match="keras-team/keras#20585"):
-        get_distribution_strategy("multi_worker")
-
-
-@pytest.mark.xfail(strict=True, reason="Keras 3 fit fails under MultiWorkerMirroredStrategy "
-                   "(keras-team/keras#20585); this test passes once it is supported")
 def test_two_worker_cluster_trains_in_lockstep_and_matches_one_device(tmp_path):
     from tests.training.conftest import shrink
 
@@ -92,7 +83,13 @@ def test_two_worker_cluster_trains_in_lockstep_and_matches_one_device(tmp_path):
     results = [finish(p, tmp_path / f"out{i}.json", timeout=120) for i, p in
                enumerate(processes)]
     assert [r["replicas"] for r in results] == [2, 2]
-    # Synchronous training: both workers hold the same weights.
+    # Synchronous training: both workers hold the same weights and log the same all-reduced
+    # loss.
     np.testing.assert_allclose(results[0]["first_kernel"], results[1]["first_kernel"], atol=1e-6)
+    assert results[0]["losses"] == results[1]["losses"]
     # Each worker trains on its shard of the batches: the loss follows the single-device run.
     np.testing.assert_allclose(results[0]["losses"][-1], single["losses"][-1], rtol=0.1)
+    np.testing.assert_allclose(results[0]["weight_sum"], single["weight_sum"], rtol=1e-3)
+    # Only the chief (worker 0) writes the run's checkpoints.
+    assert list((tmp_path / "run0" / "checkpoints").glob("*.index"))
+    assert not (tmp_path / "run1" / "checkpoints").exists()
