@@ -62,7 +62,7 @@ class TrainingConfig:
     eval_every: int = 500  # steps between validations and checkpoints
     optimizer: str = "adam"  # adam or adamw
     learning_rate: float = 1e-3  # peak learning rate
-    schedule: str = "inverse_sqrt"  # inverse_sqrt (Noam-style), cosine, constant
+    schedule: str = "inverse_sqrt"  # inverse_sqrt, linear (to 0 at the end), cosine, constant
     warmup_steps: int = 400  # linear warmup steps
     weight_decay: float = 0.0  # AdamW decoupled weight decay
     beta_2: float = 0.98  # Adam beta_2

@@ -85,6 +85,27 @@ class ProgressLogger(keras.callbacks.Callback):
                     tf.summary.scalar("gradient_norm", norm)
 
 
+class BudgetClock(keras.callbacks.Callback):
+    """Before every step, sets `budget_used` to the fraction of the time budget spent (the
+    "linear" schedule decays to zero as it reaches 1).
+
+    Args:
+        budget_used: a scalar float variable.
+        deadline: `time.time()` at which the budget runs out.
+        budget_seconds: the whole budget.
+    """
+
+    def __init__(self, budget_used, deadline, budget_seconds):
+        super().__init__()
+        self.budget_used = budget_used
+        self.deadline = deadline
+        self.budget_seconds = budget_seconds
+
+    def on_train_batch_begin(self, batch, logs=None):
+        left = max(self.deadline - time.time(), 0.0)
+        self.budget_used.assign(1.0 - left / self.budget_seconds)
+
+
 class NaNGuard(keras.callbacks.Callback):
     """Stops training at the first NaN or Inf loss, before any checkpoint is written."""
 
@@ -123,11 +144,13 @@ class Validation(keras.callbacks.Callback):
         deadline: `time.time()` after which training stops (None: never).
         samples: sentence pairs shown as text and heatmaps.
         history_path: JSON file the validation results are appended to.
+        budget_used: the `BudgetClock`'s variable, recorded in the history (a resumed run
+            continues with what was left of the budget).
         print_fn: where progress lines go.
     """
 
     def __init__(self, task, translator, pairs, checkpoints, eval_every, writer, patience=None,
-                 deadline=None, samples=3, history_path=None, print_fn=print):
+                 deadline=None, samples=3, history_path=None, budget_used=None, print_fn=print):
         super().__init__()
         self.task = task
         self.translator = translator
@@ -139,6 +162,7 @@ class Validation(keras.callbacks.Callback):
         self.deadline = deadline
         self.samples = samples
         self.history_path = history_path
+        self.budget_used = budget_used
         self.print_fn = print_fn
         self.bad_validations = 0
         self.epoch_batches = 0
@@ -182,6 +206,8 @@ class Validation(keras.callbacks.Callback):
         if self.history_path is not None:
             record = {"step": step, **{k: float(v) for k, v in scores.items()},
                       "loss": float((logs or {}).get("loss", float("nan")))}
+            if self.budget_used is not None:
+                record["budget_used"] = float(self.budget_used.numpy())
             with open(self.history_path, "a") as history:
                 history.write(json.dumps(record) + "\n")
         if self.patience is not None and self.bad_validations >= self.patience:

@@ -15,7 +15,13 @@ from seq2seq.decoding.translator import Translator
 from seq2seq.evaluation import metrics
 from seq2seq.models import Transformer
 from seq2seq.training import inputs
-from seq2seq.training.callbacks import NaNGuard, ProgressLogger, TokenCount, Validation
+from seq2seq.training.callbacks import (
+    BudgetClock,
+    NaNGuard,
+    ProgressLogger,
+    TokenCount,
+    Validation,
+)
 from seq2seq.training.checkpoints import Checkpoints
 from seq2seq.training.distribution import get_distribution_strategy, prepare_model
 from seq2seq.training.losses import LabelSmoothedCrossEntropy
@@ -49,9 +55,10 @@ def build_model(model_config, source_vocabulary_size, target_vocabulary_size):
     )
 
 
-def build_optimizer(training):
+def build_optimizer(training, budget_used=None):
     schedule = get_schedule(
-        training.schedule, training.learning_rate, training.warmup_steps, training.steps
+        training.schedule, training.learning_rate, training.warmup_steps, training.steps,
+        budget_used=budget_used if training.time_budget_minutes else None,
     )
     options = dict(
         learning_rate=schedule,
@@ -67,9 +74,9 @@ def build_optimizer(training):
     raise ValueError(f"training.optimizer={training.optimizer!r}; expected adam or adamw.")
 
 
-def compile_model(model, config):
+def compile_model(model, config, budget_used=None):
     model.compile(
-        optimizer=build_optimizer(config.training),
+        optimizer=build_optimizer(config.training, budget_used),
         loss=LabelSmoothedCrossEntropy(config.training.label_smoothing),
         weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"), TokenCount()],
         jit_compile=config.training.jit_compile,
@@ -91,12 +98,14 @@ class Run:
         )
         keras.utils.set_random_seed(config.training.seed)
         with self.strategy.scope():
+            # The fraction of the time budget spent; BudgetClock advances it.
+            self.budget_used = tf.Variable(0.0, trainable=False, name="budget_used")
             self.model = build_model(
                 config.model,
                 self.source_tokenizer.vocabulary_size,
                 self.target_tokenizer.vocabulary_size,
             )
-            compile_model(self.model, config)
+            compile_model(self.model, config, self.budget_used)
             prepare_model(self.model, self.strategy)
             dummy = tf.ones((1, 2), tf.int32)
             self.model((dummy, dummy))
@@ -168,7 +177,7 @@ def train(config, run_dir, print_fn=print):
         _init_from(run, training.init_checkpoint)
     if training.freeze_encoder:
         _freeze_encoder(run.model)
-        compile_model(run.model, config)  # trainable variables changed
+        compile_model(run.model, config, run.budget_used)  # trainable variables changed
 
     eval_every = max(1, min(training.eval_every, training.steps))
     epochs = math.ceil(training.steps / eval_every)
@@ -191,15 +200,20 @@ def train(config, run_dir, print_fn=print):
     train_writer = tf.summary.create_file_writer(str(logs / "train"))
     valid_writer = tf.summary.create_file_writer(str(logs / "valid"))
     deadline = None
+    callbacks = [NaNGuard(run.checkpoints)]
     if training.time_budget_minutes:
-        deadline = time.time() + 60 * training.time_budget_minutes
+        # A resumed run gets what its checkpoint had left of the budget.
+        budget = 60 * training.time_budget_minutes
+        used = _budget_used_at(run_dir / "validation.jsonl", step) if restored else 0.0
+        deadline = time.time() + budget * (1.0 - used)
+        callbacks.append(BudgetClock(run.budget_used, deadline, budget))
     validation = Validation(
         config.data.task, run.translator, valid_pairs, run.checkpoints, eval_every,
         valid_writer, patience=training.early_stopping_patience, deadline=deadline,
         history_path=run_dir / "validation.jsonl", print_fn=print_fn,
+        budget_used=run.budget_used if deadline is not None else None,
     )
-    callbacks = [
-        NaNGuard(run.checkpoints),
+    callbacks += [
         ProgressLogger(training.steps, every=max(1, min(50, eval_every)), writer=train_writer,
                        deadline=deadline, print_fn=print_fn),
         validation,
@@ -218,6 +232,18 @@ def train(config, run_dir, print_fn=print):
     partial.write_text(json.dumps(state) + "\n")
     partial.replace(state_file)
     return run
+
+
+def _budget_used_at(history_path, step):
+    """The share of the time budget spent when the checkpoint of `step` was written, from
+    the validation history (0 if it does not say)."""
+    used = 0.0
+    if history_path.exists():
+        for line in history_path.read_text().splitlines():
+            record = json.loads(line)
+            if record["step"] <= step:
+                used = record.get("budget_used", used)
+    return min(max(used, 0.0), 1.0)
 
 
 def evaluate(run, split="test", restore="best"):

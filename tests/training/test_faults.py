@@ -1,6 +1,8 @@
 """Resume, NaN, and crashes while saving."""
 
+import json
 import re
+import time
 
 import keras
 import numpy as np
@@ -10,6 +12,7 @@ from tensorflow.python.checkpoint import checkpoint_management
 
 from seq2seq import config as config_lib
 from seq2seq.training import trainer
+from seq2seq.training.callbacks import BudgetClock
 from seq2seq.training.checkpoints import Checkpoints
 
 DETERMINISTIC = dict(training={"precision": "float32", "seed": 7}, model={"dropout": 0.0})
@@ -50,6 +53,41 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path, shrunk):
     assert resumed_losses[9] == pytest.approx(full_losses[9], abs=1e-4)
     for a, b in zip(full.model.weights, resumed.model.weights):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-4)
+
+
+def test_budget_clock_reports_the_share_of_the_time_budget_spent():
+    used = keras.Variable(0.0, trainable=False)
+    clock = BudgetClock(used, deadline=time.time() + 30, budget_seconds=120)
+    clock.on_train_batch_begin(0)
+    assert float(used.numpy()) == pytest.approx(0.75, abs=0.01)
+    BudgetClock(used, deadline=time.time() - 5, budget_seconds=120).on_train_batch_begin(0)
+    assert float(used.numpy()) == 1.0  # past the deadline: all spent, never more
+
+
+def test_a_resumed_run_continues_with_what_was_left_of_its_time_budget(tmp_path, shrunk):
+    path = shrunk("translation", tmp_path, **DETERMINISTIC)
+    overrides = ("training.time_budget_minutes=10", "training.schedule=linear",
+                 "training.eval_every=3")
+    first, _ = train(path, tmp_path / "run", "training.steps=6", *overrides)
+    history_file = tmp_path / "run" / "validation.jsonl"
+    history = [json.loads(line) for line in history_file.read_text().splitlines()]
+    assert [r["step"] for r in history] == [3, 6]
+    assert 0 < history[0]["budget_used"] < history[1]["budget_used"] < 0.5
+    # As if the checkpoint of step 6 had been written with 90% of the budget spent.
+    history[1]["budget_used"] = 0.9
+    history_file.write_text("".join(json.dumps(r) + "\n" for r in history))
+
+    keras.backend.clear_session()
+    resumed, lines = train(path, tmp_path / "run", "training.steps=12", *overrides)
+    assert any("resuming from" in line and "ckpt-6" in line for line in lines)
+    # The clock went on from 90% (a fresh budget would restart near 0)...
+    used = float(resumed.budget_used.numpy())
+    assert 0.9 <= used < 0.99
+    # ...and the linear schedule decayed with it: at step 9, 1 - 10/12 of the peak by steps
+    # alone, about a tenth by the budget.
+    peak = config_lib.load(path).training.learning_rate
+    lr_at_9 = float(re.search(r"^step 9/12 .* lr (\S+)", "\n".join(lines), re.M).group(1))
+    assert peak * (1 - used) * 0.99 <= lr_at_9 <= peak * 0.1 * 1.01  # printed with 3 digits
 
 
 def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, shrunk):

@@ -2,6 +2,7 @@
 
 import math
 
+import keras
 import numpy as np
 import pytest
 
@@ -23,8 +24,29 @@ def test_cosine_and_constant_schedules():
     assert float(cosine(110)) == pytest.approx(1e-4, rel=1e-3)  # alpha = 0.1 floor
     constant = get_schedule("constant", 1e-3, 10, 100)
     assert float(constant(50)) == pytest.approx(1e-3)
-    with pytest.raises(ValueError, match="'noam'; expected one of inverse_sqrt, cosine"):
+    with pytest.raises(ValueError,
+                       match="'noam'; expected one of inverse_sqrt, linear, cosine, constant"):
         get_schedule("noam", 1e-3, 10, 100)
+
+
+def test_linear_schedule_decays_to_zero_at_the_last_step_or_with_the_budget():
+    budget_used = keras.Variable(0.0, trainable=False)
+    linear = get_schedule("linear", 1e-3, 10, 100, budget_used=budget_used)
+    # lr = peak * min(step / warmup, 1 - max(step / total, budget_used)), step 1-based.
+    assert float(linear(4)) == pytest.approx(1e-3 * 5 / 10)
+    assert float(linear(49)) == pytest.approx(1e-3 * (1 - 50 / 100))
+    assert float(linear(99)) == 0.0
+    assert float(linear(150)) == 0.0  # never negative
+    budget_used.assign(0.8)  # the time budget ends first: it drives the decay
+    assert float(linear(49)) == pytest.approx(1e-3 * 0.2)
+    assert float(linear(4)) == pytest.approx(1e-3 * 0.2)  # the smaller of warmup and decay
+    budget_used.assign(1.0)
+    assert float(linear(49)) == 0.0
+    # The budget is the state of one run, not part of the serialized schedule.
+    restored = type(linear).from_config(linear.get_config())
+    assert restored.get_config() == {"peak_learning_rate": 1e-3, "warmup_steps": 10,
+                                     "total_steps": 100}
+    assert float(restored(49)) == pytest.approx(1e-3 * 0.5)
 
 
 def test_label_smoothed_loss_equals_the_formula_over_real_tokens():
