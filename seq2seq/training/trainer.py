@@ -164,11 +164,19 @@ def _freeze_encoder(model):
 
 def train(config, run_dir, print_fn=print):
     """Trains (or resumes) the run in `run_dir`; returns the `Run`."""
+    training = config.training
+    if training.time_budget_minutes and training.strategy == "multi_worker":
+        # Each worker would read its own clock and could stop a step before the others,
+        # leaving them waiting in an all-reduce.
+        raise ValueError(
+            f"training.time_budget_minutes={training.time_budget_minutes} with "
+            "training.strategy='multi_worker': workers must stop at the same step; set "
+            "training.steps and training.time_budget_minutes=null."
+        )
     run_dir = pathlib.Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     config_lib.save(config, run_dir / "config.yaml")
     run = Run(config, run_dir, print_fn)
-    training = config.training
     restored = run.checkpoints.restore()
     step = int(run.model.optimizer.iterations.numpy())
     if restored:

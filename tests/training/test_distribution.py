@@ -65,6 +65,18 @@ def test_mirrored_strategy_on_two_logical_cpus_matches_one_device(tmp_path, sing
     np.testing.assert_allclose(mirrored["weight_sum"], single["weight_sum"], rtol=1e-3)
 
 
+def test_multi_worker_refuses_a_time_budget_before_any_work(tmp_path):
+    from seq2seq import config as config_lib
+    from seq2seq.training import trainer
+
+    config = config_lib.load(ROOT / "recipes" / "translation" / "config.yaml",
+                             ["training.strategy=multi_worker"])
+    with pytest.raises(ValueError, match="time_budget_minutes=10.5 with training.strategy="
+                       "'multi_worker': workers must stop at the same step"):
+        trainer.train(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
 def test_two_worker_cluster_trains_in_lockstep_and_matches_one_device(tmp_path):
     from tests.training.conftest import shrink
 
