@@ -120,5 +120,6 @@ def main():
                       "train_minutes": round(trained_minutes, 2),
                       "minutes": round((time.time() - start) / 60, 2)}))
 
+
 if __name__ == "__main__":
     main()

@@ -33,7 +33,6 @@ def get_distribution_strategy(name):
     )
 
 
-
 def prepare_model(model, strategy):
     """Makes `model.fit` work under `strategy`; a no-op except under MultiWorkerMirroredStrategy.
 

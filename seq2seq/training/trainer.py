@@ -56,9 +56,10 @@ def build_model(model_config, source_vocabulary_size, target_vocabulary_size):
 
 
 def build_optimizer(training, budget_used=None):
+    # Without a time budget nothing advances `budget_used`: it stays 0 and the steps decide.
     schedule = get_schedule(
         training.schedule, training.learning_rate, training.warmup_steps, training.steps,
-        budget_used=budget_used if training.time_budget_minutes else None,
+        budget_used=budget_used,
     )
     options = dict(
         learning_rate=schedule,

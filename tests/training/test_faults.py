@@ -68,7 +68,7 @@ def test_a_resumed_run_continues_with_what_was_left_of_its_time_budget(tmp_path,
     path = shrunk("translation", tmp_path, **DETERMINISTIC)
     overrides = ("training.time_budget_minutes=10", "training.schedule=linear",
                  "training.eval_every=3")
-    first, _ = train(path, tmp_path / "run", "training.steps=6", *overrides)
+    train(path, tmp_path / "run", "training.steps=6", *overrides)
     history_file = tmp_path / "run" / "validation.jsonl"
     history = [json.loads(line) for line in history_file.read_text().splitlines()]
     assert [r["step"] for r in history] == [3, 6]
