@@ -69,7 +69,7 @@ class TrainingConfig:
     label_smoothing: float = 0.1  # label smoothing of the cross-entropy
     clip_norm: Optional[float] = 1.0  # clip gradients by global norm (None: off)
     gradient_accumulation_steps: Optional[int] = None  # accumulate gradients over N batches
-    precision: str = "float32"  # float32, mixed_bfloat16, mixed_float16 (loss scaling)
+    precision: str = "float32"  # float32, mixed_bfloat16, mixed_float16, auto (fastest here)
     jit_compile: bool = False  # compile the train step with XLA
     keep_checkpoints: int = 3  # most recent checkpoints kept (the best one is kept apart)
     early_stopping_patience: Optional[int] = None  # validations without improvement to stop

@@ -26,6 +26,7 @@ from seq2seq.training.checkpoints import Checkpoints
 from seq2seq.training.distribution import get_distribution_strategy, prepare_model
 from seq2seq.training.losses import LabelSmoothedCrossEntropy
 from seq2seq.training.optimizers import FusedAdam, FusedAdamW
+from seq2seq.training.precision import resolve_precision
 from seq2seq.training.schedules import get_schedule
 
 logger = logging.getLogger(__name__)
@@ -91,7 +92,10 @@ class Run:
         self.config = config
         self.run_dir = pathlib.Path(run_dir)
         self.print = print_fn
-        keras.config.set_dtype_policy(config.training.precision)
+        self.precision = resolve_precision(config.training.precision, config.training.strategy)
+        if config.training.precision == "auto":
+            print_fn(f"precision: auto -> {self.precision}")
+        keras.config.set_dtype_policy(self.precision)
         self.strategy = get_distribution_strategy(config.training.strategy)
         self.train_pairs = inputs.load_split(config.data, "train")
         self.source_tokenizer, self.target_tokenizer = inputs.tokenizers(
@@ -311,6 +315,7 @@ def _write_hparams(run, summary):
         for key, value in values.items():
             if isinstance(value, (bool, int, float, str)):
                 flat[f"{section}.{key}"] = value
+    flat["training.precision"] = run.precision  # `auto` as resolved on this machine
     writer = tf.summary.create_file_writer(str(run.run_dir / "logs" / "hparams"))
     with writer.as_default(step=0):
         hp.hparams(flat, trial_id=os.path.basename(os.path.normpath(run.run_dir)))

@@ -5,6 +5,7 @@ import math
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from seq2seq.training.losses import LabelSmoothedCrossEntropy
 from seq2seq.training.schedules import InverseSqrtSchedule, get_schedule
@@ -62,3 +63,21 @@ def test_label_smoothed_loss_equals_the_formula_over_real_tokens():
     assert float(plain) == pytest.approx(-log_probs[0, [0, 1], [0, 2]].mean(), rel=1e-6)
     with pytest.raises(ValueError, match="label_smoothing=1.0; expected 0 <= value < 1"):
         LabelSmoothedCrossEntropy(1.0)
+
+
+def test_label_smoothed_loss_gradient_is_softmax_minus_the_smoothed_target():
+    rng = np.random.default_rng(0)
+    logits = tf.constant(rng.normal(size=(2, 3, 5)), "float32")
+    labels = np.array([[4, 0, 2], [1, 1, 0]])
+    weights = np.array([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]], "float32")
+    eps = 0.2
+    with tf.GradientTape() as tape:
+        tape.watch(logits)
+        loss = LabelSmoothedCrossEntropy(eps)(labels, logits, sample_weight=weights)
+    gradient = tape.gradient(loss, logits).numpy()
+    z = logits.numpy()
+    softmax = np.exp(z) / np.exp(z).sum(-1, keepdims=True)
+    target = (1 - eps) * np.eye(5)[labels] + eps / 5
+    expected = (softmax - target) * weights[..., None] / weights.sum()
+    np.testing.assert_allclose(gradient, expected, atol=1e-6)
+    assert np.all(gradient[1, 1:] == 0.0)  # padding gets no gradient
