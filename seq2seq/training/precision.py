@@ -16,7 +16,7 @@ import tensorflow as tf
 POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
-def choose_precision(gpu_compute_capability=None, cpu_flags=(), tpu=False):
+def choose_precision(gpu_compute_capability=None, cpu_flag_set=(), tpu=False):
     """The fastest policy for a machine described by its facts (see the module docstring)."""
     if tpu:
         return "mixed_bfloat16"
@@ -26,7 +26,7 @@ def choose_precision(gpu_compute_capability=None, cpu_flags=(), tpu=False):
         if tuple(gpu_compute_capability) >= (7, 0):
             return "mixed_float16"
         return "float32"
-    return "mixed_bfloat16" if "amx_bf16" in cpu_flags else "float32"
+    return "mixed_bfloat16" if "amx_bf16" in cpu_flag_set else "float32"
 
 
 def cpu_flags(cpuinfo="/proc/cpuinfo"):

@@ -12,8 +12,8 @@ from seq2seq.training.precision import choose_precision, cpu_flags, resolve_prec
     (dict(gpu_compute_capability=(7, 5)), "mixed_float16"),  # T4: tensor cores, no bfloat16
     (dict(gpu_compute_capability=(6, 0)), "float32"),  # P100
     (dict(tpu=True), "mixed_bfloat16"),
-    (dict(cpu_flags={"avx512f", "avx512_bf16", "amx_tile", "amx_bf16"}), "mixed_bfloat16"),
-    (dict(cpu_flags={"avx512f", "avx512_bf16"}), "float32"),  # no AMX: bf16 matmuls are slower
+    (dict(cpu_flag_set={"avx512f", "avx512_bf16", "amx_tile", "amx_bf16"}), "mixed_bfloat16"),
+    (dict(cpu_flag_set={"avx512f", "avx512_bf16"}), "float32"),  # no AMX: bf16 matmuls are slower
     (dict(), "float32"),
 ])
 def test_auto_picks_by_the_hardware(facts, expected):
