@@ -96,7 +96,9 @@ class Translator:
                 `BeamSearch`).
             min_length: fewest output tokens before the end id.
             max_length: longest output (start id included); default the translator's.
-            batch_size: sentences per call of the model.
+            batch_size: sentences per call of the model. Sentences are batched in order of
+                length (and returned in input order), so a batch pads little and its
+                hypotheses end at about the same step.
             return_scores: return `(text, score)` pairs.
             **sampling_options: `temperature`, `top_k`, `top_p`, `seed` for sampling.
 
@@ -108,9 +110,12 @@ class Translator:
         if strategy == "beam":
             options.update(beam_size=beam_size, alpha=alpha, n_best=n_best,
                            coverage_penalty=coverage_penalty)
-        outputs = []
+        texts = list(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        outputs = [None] * len(texts)
         for start in range(0, len(texts), batch_size):
-            batch = tf.constant(list(texts[start : start + batch_size]))
+            rows = order[start : start + batch_size]
+            batch = tf.constant([texts[i] for i in rows])
             run = self._function(strategy, max_length or self.max_length, options)
             try:
                 strings, scores, _ = run(batch)
@@ -121,9 +126,9 @@ class Translator:
                 self._functions.clear()
                 run = self._function(strategy, max_length or self.max_length, options)
                 strings, scores, _ = run(batch)
-            for row_strings, row_scores in zip(strings.numpy(), scores.numpy()):
+            for i, row_strings, row_scores in zip(rows, strings.numpy(), scores.numpy()):
                 row = [s.decode("utf-8") for s in row_strings]
                 if return_scores:
                     row = list(zip(row, row_scores.tolist()))
-                outputs.append(row if n_best > 1 and strategy == "beam" else row[0])
+                outputs[i] = row if n_best > 1 and strategy == "beam" else row[0]
         return outputs

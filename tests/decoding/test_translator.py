@@ -60,3 +60,10 @@ def test_bad_input_never_disturbs_the_good_sentences(translator):
     assert len(together) == len(mixed)
     assert [together[2], together[5]] == alone
     assert translator.encode_sources([huge]).shape == (1, 16)
+
+
+def test_length_sorted_batches_come_back_in_input_order(translator):
+    texts = [source for source, _ in PAIRS[:9]]
+    assert [len(t) for t in texts] != sorted(len(t) for t in texts)  # not already in order
+    one_by_one = [translator.translate([text], batch_size=1)[0] for text in texts]
+    assert translator.translate(texts, batch_size=4) == one_by_one
