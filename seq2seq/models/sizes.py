@@ -5,7 +5,8 @@ SIZES = {
     "tiny": dict(
         num_encoder_layers=1, num_decoder_layers=1, hidden_dim=32, num_heads=2, intermediate_dim=64
     ),
-    # The CPU default of the recipes: trains to a useful model in minutes on 2 cores.
+    # The CPU recipes' widths (they cut it to 1+1 layers: in a 10-minute CPU budget the
+    # shallower model trains on more tokens and ends ahead; docs/results.md).
     "small": dict(
         num_encoder_layers=3,
         num_decoder_layers=3,
