@@ -40,10 +40,10 @@ def main():
         for policy in POLICIES:
             config = config_lib.load(args.config, [f"training.precision={policy}"])
             runs[policy] = trainer.Run(config, run_dir, print_fn=lambda *_: None)
-    run = runs["float32"]
+    run = runs["float32"]  # both runs share the data and the tokenizers
     batches = inputs.train_dataset(
-        config.data, run.train_pairs, run.source_tokenizer, run.target_tokenizer,
-        config.model.max_length,
+        run.config.data, run.train_pairs, run.source_tokenizer, run.target_tokenizer,
+        run.config.model.max_length,
     ).take(args.batches).cache()
     target_tokens = sum(int(tf.math.count_nonzero(weights)) for _, _, weights in batches)
 
