@@ -89,6 +89,7 @@ class DecodingConfig:
     coverage_penalty: float = 0.0  # GNMT coverage penalty weight (beam search; 0: none)
     n_best: int = 1  # hypotheses returned per input
     max_length: Optional[int] = None  # longest output; None: model.max_length
+    split_sentences: bool = False  # translate paragraphs one sentence at a time (translation)
     batch_size: int = 64  # sentences per decoding batch
     examples: int = 3  # example translations printed after the test
 

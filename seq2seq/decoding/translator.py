@@ -7,6 +7,7 @@ same one the SavedModel export serves, so `translate()` and a served model agree
 import tensorflow as tf
 
 from seq2seq.decoding import generate, get_strategy
+from seq2seq.text import sentences
 from seq2seq.text.tokenizer import END_ID
 
 
@@ -20,6 +21,9 @@ class Translator:
             input, even megabytes of it, is truncated, never rejected. Default: the model's
             `max_length`.
         max_length: default longest output, start id included. Default: the model's.
+        split_sentences: translate each input one sentence at a time and join the
+            translations with a space (`seq2seq.text.sentences`); for models trained on
+            sentences that are given paragraphs. Lengths limits then hold per sentence.
 
     Example:
     >>> translator = Translator(model, tokenizer, tokenizer)
@@ -28,13 +32,15 @@ class Translator:
     """
 
     def __init__(
-        self, model, source_tokenizer, target_tokenizer, max_source_length=None, max_length=None
+        self, model, source_tokenizer, target_tokenizer, max_source_length=None, max_length=None,
+        split_sentences=False,
     ):
         self.model = model
         self.source_tokenizer = source_tokenizer
         self.target_tokenizer = target_tokenizer
         self.max_source_length = max_source_length or model.max_length
         self.max_length = max_length or model.max_length
+        self.split_sentences = split_sentences
         self._functions = {}
 
     def encode_sources(self, texts):
@@ -47,19 +53,30 @@ class Translator:
         """The whole translation as TensorFlow ops.
 
         `length_limit` (a scalar tensor <= `max_length`) ends the search earlier inside the
-        `max_length` buffer (see `generate`).
+        `max_length` buffer (see `generate`). With `split_sentences`, the i-th of the n-best
+        of an input joins the i-th best of each of its sentences, scored by their sum.
 
         Returns:
-            `(translations, scores, tokens)`: strings `(batch, n_best)`, float32
-            `(batch, n_best)` and int32 `(batch, n_best, max_length)`.
+            `(translations, scores)`: strings `(batch, n_best)` and float32 `(batch, n_best)`.
         """
+        if not self.split_sentences:
+            return self._translate_sentences(texts, strategy, max_length, length_limit)
+        split = sentences.split(texts)
+        strings, scores = self._translate_sentences(
+            split.flat_values, strategy, max_length, length_limit
+        )
+        strings = tf.RaggedTensor.from_row_splits(strings, split.row_splits)
+        scores = tf.RaggedTensor.from_row_splits(scores, split.row_splits)
+        return sentences.join(strings), tf.reduce_sum(scores, axis=1)
+
+    def _translate_sentences(self, texts, strategy, max_length, length_limit):
         source_ids = self.encode_sources(texts)
         result = generate(self.model, source_ids, strategy, max_length,
                           length_limit=length_limit)
         tokens = tf.convert_to_tensor(result.tokens)
         batch, n_best = tf.shape(tokens)[0], tf.shape(tokens)[1]
         strings = self.target_tokenizer.detokenize(tf.reshape(tokens, (batch * n_best, -1)))
-        return tf.reshape(strings, (batch, n_best)), tf.convert_to_tensor(result.scores), tokens
+        return tf.reshape(strings, (batch, n_best)), tf.convert_to_tensor(result.scores)
 
     def _function(self, strategy_name, max_length, options):
         key = (strategy_name, max_length, tuple(sorted(options.items())))
@@ -118,14 +135,14 @@ class Translator:
             batch = tf.constant([texts[i] for i in rows])
             run = self._function(strategy, max_length or self.max_length, options)
             try:
-                strings, scores, _ = run(batch)
+                strings, scores = run(batch)
             except tf.errors.NotFoundError:
                 # A tokenizer resource was freed by tf.random.set_seed (see Tokenizer.reset).
                 self.source_tokenizer.reset()
                 self.target_tokenizer.reset()
                 self._functions.clear()
                 run = self._function(strategy, max_length or self.max_length, options)
-                strings, scores, _ = run(batch)
+                strings, scores = run(batch)
             for i, row_strings, row_scores in zip(rows, strings.numpy(), scores.numpy()):
                 row = [s.decode("utf-8") for s in row_strings]
                 if return_scores:

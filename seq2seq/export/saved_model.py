@@ -38,7 +38,8 @@ def quantized(translator, mode):
         copy.quantize(mode)
     return Translator(copy, translator.source_tokenizer, translator.target_tokenizer,
                       max_source_length=translator.max_source_length,
-                      max_length=translator.max_length)
+                      max_length=translator.max_length,
+                      split_sentences=translator.split_sentences)
 
 
 class TranslationModule(tf.Module):
@@ -77,7 +78,7 @@ class TranslationModule(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve(self, text):
-        translations, scores, _ = self.translator.translate_graph(
+        translations, scores = self.translator.translate_graph(
             text, self.strategy, self.max_length
         )
         return {"translations": translations, "scores": scores}
@@ -98,7 +99,7 @@ class TranslationModule(tf.Module):
             _expect(n_best, "<=", self.n_best, "n_best", "the n-best fixed at export"),
         ]
         with tf.control_dependencies(checks):
-            translations, scores, _ = self.translator.translate_graph(
+            translations, scores = self.translator.translate_graph(
                 text, self._strategy(alpha), self.max_length, length_limit=max_length
             )
         return {"translations": translations[:, :n_best], "scores": scores[:, :n_best]}

@@ -124,6 +124,7 @@ class Run:
             self.source_tokenizer,
             self.target_tokenizer,
             max_length=config.decoding.max_length or config.model.max_length,
+            split_sentences=config.decoding.split_sentences,
         )
 
     def decode(self, sources):

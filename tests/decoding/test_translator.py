@@ -67,3 +67,17 @@ def test_length_sorted_batches_come_back_in_input_order(translator):
     assert [len(t) for t in texts] != sorted(len(t) for t in texts)  # not already in order
     one_by_one = [translator.translate([text], batch_size=1)[0] for text in texts]
     assert translator.translate(texts, batch_size=4) == one_by_one
+
+
+def test_split_sentences_translates_a_paragraph_one_sentence_at_a_time(translator):
+    paragraphs = [" ".join(SENTENCES[:2]), SENTENCES[2], ""]
+    by_sentence = Translator(translator.model, translator.source_tokenizer,
+                             translator.target_tokenizer, split_sentences=True)
+    alone = translator.translate(SENTENCES + [""], beam_size=3, n_best=2, return_scores=True)
+    got = by_sentence.translate(paragraphs, beam_size=3, n_best=2, return_scores=True)
+    for k in range(2):  # the k-th best joins the k-th best of each sentence, scores summed
+        first = f"{alone[0][k][0]} {alone[1][k][0]}"
+        assert [row[k][0] for row in got] == [first, alone[2][k][0], alone[3][k][0]]
+        np.testing.assert_allclose(
+            [row[k][1] for row in got],
+            [alone[0][k][1] + alone[1][k][1], alone[2][k][1], alone[3][k][1]], atol=1e-5)

@@ -165,6 +165,25 @@ def test_int8_export_serves_the_quantized_model_and_leaves_the_trained_one(expor
         export_translator(translator, DECODING, tmp_path / "int4", quantize="int4")
 
 
+def test_split_sentences_export_serves_what_translate_gives(exported, tmp_path):
+    translator, _ = exported
+    by_sentence = Translator(translator.model, translator.source_tokenizer,
+                             translator.target_tokenizer, split_sentences=True)
+    path = export_translator(by_sentence, DECODING, tmp_path / "split")
+    paragraphs = [" ".join(NORMAL), "The Template Library"]
+    expected = by_sentence.translate(paragraphs, beam_size=3, alpha=0.6, n_best=2,
+                                     max_length=16, return_scores=True)
+    assert expected[0][0][0] == " ".join(translator.translate(NORMAL, beam_size=3, max_length=16))
+    out = serve(path, paragraphs)
+    assert out["translations"] == [[t for t, _ in row] for row in expected]
+    np.testing.assert_allclose(out["scores"], [[s for _, s in row] for row in expected],
+                               atol=1e-4)
+    shorter = serve(path, paragraphs, "translate_with_options", alpha=0.6, max_length=6, n_best=1)
+    expected = by_sentence.translate(paragraphs, beam_size=3, n_best=2, max_length=6)
+    assert shorter["translations"] == [[row[0]] for row in expected]
+    assert_stock_ops(path)
+
+
 def test_layout_signatures_and_warmup_requests(exported):
     from tensorflow_serving.apis import prediction_log_pb2
 
