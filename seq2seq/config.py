@@ -44,6 +44,7 @@ class DataConfig:
     target_field: str = "target"  # JSONL field of the target
     on_error: str = "skip"  # malformed lines: skip (counted, one warning) or error
     max_train_pairs: Optional[int] = None  # use only the first N training pairs
+    split_sentences: bool = False  # train on sentence pairs where both sides split alike
     tokenizer: str = "sentencepiece"  # sentencepiece or wordpiece
     sentencepiece_model_type: str = "unigram"  # unigram or bpe
     vocabulary_size: int = 8000  # subword vocabulary size (special ids included)

@@ -35,3 +35,32 @@ def join(sentences):
     """The inverse for outputs: `(batch, (sentences), ...)` ragged -> `(batch, ...)` strings,
     each input's sentences joined by one space."""
     return tf.strings.reduce_join(sentences, axis=1, separator=" ")
+
+
+def split_pairs(pairs):
+    """Training pairs cut into sentence pairs where both sides have as many sentences.
+
+    A pair whose source and target split into the same number n > 1 of sentences becomes n
+    pairs, the i-th source sentence with the i-th target sentence; any other pair stays whole.
+    Help texts and descriptions are translated sentence for sentence, so equal counts almost
+    always mean aligned sentences (bundled LibreOffice help: 6,268 of the 6,947 pairs with
+    several sentences). A model trained on them learns what `split` gives it to translate, and
+    paragraphs too long for `model.max_length` still train as their sentences.
+
+    Args:
+        pairs: a list of `(source, target)` strings.
+
+    Returns:
+        A list of `(source, target)` strings, in the order of `pairs`.
+    """
+    if not pairs:
+        return []
+    sources = split(tf.constant([source for source, _ in pairs])).to_list()
+    targets = split(tf.constant([target for _, target in pairs])).to_list()
+    out = []
+    for pair, source, target in zip(pairs, sources, targets):
+        if len(source) > 1 and len(source) == len(target):
+            out.extend((s.decode("utf-8"), t.decode("utf-8")) for s, t in zip(source, target))
+        else:
+            out.append(pair)
+    return out

@@ -7,6 +7,7 @@ import shutil
 from seq2seq import datasets
 from seq2seq.data import readers
 from seq2seq.data.pipeline import encode_pairs, make_dataset
+from seq2seq.text import sentences
 from seq2seq.text.tokenizer import Tokenizer, train_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -15,7 +16,11 @@ TASKS = ("translation", "summarization")
 
 
 def load_split(data, split):
-    """The `(source, target)` pairs of one split, from the bundled dataset or the files."""
+    """The `(source, target)` pairs of one split, from the bundled dataset or the files.
+
+    With `data.split_sentences`, training pairs are cut into sentence pairs
+    (`seq2seq.text.sentences.split_pairs`); validation and test pairs stay as they are.
+    """
     if data.task not in TASKS:
         raise ValueError(f"data.task={data.task!r}; expected one of {', '.join(TASKS)}.")
     if data.dataset:
@@ -34,6 +39,8 @@ def load_split(data, split):
             raise ValueError(f"data.format={data.format!r}; expected tsv or jsonl.")
     if split == "train" and data.max_train_pairs:
         pairs = pairs[: data.max_train_pairs]
+    if split == "train" and data.split_sentences:
+        pairs = sentences.split_pairs(pairs)
     return pairs
 
 

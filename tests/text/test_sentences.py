@@ -38,3 +38,32 @@ def test_split_keeps_one_row_per_input_and_join_restores_single_spaced_text():
 def test_join_keeps_trailing_dimensions():
     split = tf.ragged.constant([[["a1", "a2"], ["b1", "b2"]], [["c1", "c2"]]], ragged_rank=1)
     assert sentences.join(split).numpy().tolist() == [[b"a1 b1", b"a2 b2"], [b"c1", b"c2"]]
+
+
+def test_split_pairs_cuts_only_pairs_whose_sides_have_as_many_sentences():
+    pairs = [
+        ("Open it. Then close it.", "Öffnen Sie es. Dann schließen Sie es."),  # 2 and 2
+        ("One. Two.", "Eins, zwei."),  # 2 and 1: stays whole
+        ("Short", "Kurz"),
+    ]
+    assert sentences.split_pairs(pairs) == [
+        ("Open it.", "Öffnen Sie es."),
+        ("Then close it.", "Dann schließen Sie es."),
+        ("One. Two.", "Eins, zwei."),
+        ("Short", "Kurz"),
+    ]
+    assert sentences.split_pairs([]) == []
+
+
+def test_split_sentences_applies_to_training_pairs_only():
+    from seq2seq.config import DataConfig
+    from seq2seq.data.readers import read_tsv
+    from seq2seq.training.inputs import load_split
+
+    fixture = "tests/fixtures/libreoffice-help.en-de.tsv"
+    data = DataConfig(dataset=None, train_file=fixture, valid_file=fixture,
+                      split_sentences=True)
+    pairs = read_tsv(fixture)
+    train = load_split(data, "train")
+    assert train == sentences.split_pairs(pairs) and len(train) > len(pairs)
+    assert load_split(data, "valid") == pairs
