@@ -23,7 +23,7 @@ class Translator:
         max_length: default longest output, start id included. Default: the model's.
         split_sentences: translate each input one sentence at a time and join the
             translations with a space (`seq2seq.text.sentences`); for models trained on
-            sentences that are given paragraphs. Lengths limits then hold per sentence.
+            sentences that are given paragraphs. Length limits then hold per sentence.
 
     Example:
     >>> translator = Translator(model, tokenizer, tokenizer)
