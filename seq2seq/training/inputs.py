@@ -23,6 +23,9 @@ def load_split(data, split):
     """
     if data.task not in TASKS:
         raise ValueError(f"data.task={data.task!r}; expected one of {', '.join(TASKS)}.")
+    if data.split_sentences and data.task != "translation":
+        raise ValueError(f"data.split_sentences=true with data.task={data.task!r}: sentence "
+                         "pairs are for translation; expected data.split_sentences=false.")
     if data.dataset:
         pairs = datasets.load(data.dataset, data.dataset_config, split)
     else:

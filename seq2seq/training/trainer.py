@@ -89,6 +89,11 @@ class Run:
     """A run directory: its resolved config, tokenizers, model and checkpoints."""
 
     def __init__(self, config, run_dir, print_fn=print):
+        if config.decoding.split_sentences and config.data.task != "translation":
+            raise ValueError(
+                f"decoding.split_sentences=true with data.task={config.data.task!r}: a summary "
+                "is of the whole source; expected decoding.split_sentences=false."
+            )
         self.config = config
         self.run_dir = pathlib.Path(run_dir)
         self.print = print_fn

@@ -67,3 +67,18 @@ def test_split_sentences_applies_to_training_pairs_only():
     train = load_split(data, "train")
     assert train == sentences.split_pairs(pairs) and len(train) > len(pairs)
     assert load_split(data, "valid") == pairs
+
+
+def test_sentence_splitting_is_refused_for_summarization(tmp_path):
+    from seq2seq import config as config_lib
+    from seq2seq.training.inputs import load_split
+    from seq2seq.training.trainer import Run
+
+    data = config_lib.DataConfig(task="summarization", dataset="debian-descriptions",
+                                 split_sentences=True)
+    with pytest.raises(ValueError, match="data.split_sentences=true with data.task='summ"):
+        load_split(data, "train")
+    config = config_lib.load("recipes/summarization/config.yaml",
+                             ["decoding.split_sentences=true"])
+    with pytest.raises(ValueError, match="decoding.split_sentences=true with data.task='summ"):
+        Run(config, tmp_path)
