@@ -3,7 +3,11 @@
 import pytest
 import tensorflow as tf
 
+from seq2seq import config as config_lib
+from seq2seq.data.readers import read_tsv
 from seq2seq.text import sentences
+from seq2seq.training.inputs import load_split
+from seq2seq.training.trainer import Run
 
 CASES = [
     ("Choose Edit. Then click OK.", ["Choose Edit.", "Then click OK."]),
@@ -56,13 +60,9 @@ def test_split_pairs_cuts_only_pairs_whose_sides_have_as_many_sentences():
 
 
 def test_split_sentences_applies_to_training_pairs_only():
-    from seq2seq.config import DataConfig
-    from seq2seq.data.readers import read_tsv
-    from seq2seq.training.inputs import load_split
-
     fixture = "tests/fixtures/libreoffice-help.en-de.tsv"
-    data = DataConfig(dataset=None, train_file=fixture, valid_file=fixture,
-                      split_sentences=True)
+    data = config_lib.DataConfig(dataset=None, train_file=fixture, valid_file=fixture,
+                                 split_sentences=True)
     pairs = read_tsv(fixture)
     train = load_split(data, "train")
     assert train == sentences.split_pairs(pairs) and len(train) > len(pairs)
@@ -70,10 +70,6 @@ def test_split_sentences_applies_to_training_pairs_only():
 
 
 def test_sentence_splitting_is_refused_for_summarization(tmp_path):
-    from seq2seq import config as config_lib
-    from seq2seq.training.inputs import load_split
-    from seq2seq.training.trainer import Run
-
     data = config_lib.DataConfig(task="summarization", dataset="debian-descriptions",
                                  split_sentences=True)
     with pytest.raises(ValueError, match="data.split_sentences=true with data.task='summ"):
