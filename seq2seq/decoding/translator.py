@@ -43,6 +43,12 @@ class Translator:
         self.split_sentences = split_sentences
         self._functions = {}
 
+    def with_model(self, model):
+        """A translator with the same tokenizers and settings around another model."""
+        return Translator(model, self.source_tokenizer, self.target_tokenizer,
+                          max_source_length=self.max_source_length, max_length=self.max_length,
+                          split_sentences=self.split_sentences)
+
     def encode_sources(self, texts):
         """`(batch,)` strings -> `(batch, length)` int32 ids ending with the end id, 0-padded."""
         ids = self.source_tokenizer.tokenize(texts)[:, : self.max_source_length - 1]

@@ -13,7 +13,6 @@ import warnings
 import tensorflow as tf
 
 from seq2seq.decoding import get_strategy
-from seq2seq.decoding.translator import Translator
 
 QUANTIZATION_MODES = ("int8",)
 
@@ -36,10 +35,7 @@ def quantized(translator, mode):
     with warnings.catch_warnings():  # "Layer LayerNormalization does not have a `quantize`..."
         warnings.filterwarnings("ignore", message=".*does not have a `quantize` method")
         copy.quantize(mode)
-    return Translator(copy, translator.source_tokenizer, translator.target_tokenizer,
-                      max_source_length=translator.max_source_length,
-                      max_length=translator.max_length,
-                      split_sentences=translator.split_sentences)
+    return translator.with_model(copy)
 
 
 class TranslationModule(tf.Module):
