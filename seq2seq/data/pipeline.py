@@ -65,7 +65,6 @@ def make_dataset(
     shuffle=True,
     seed=0,
     repeat=False,
-    shuffle_buffer=None,
     static_shapes=False,
 ):
     """Batches of encoded pairs.
@@ -75,18 +74,25 @@ def make_dataset(
     chosen so that `batch * padded length <= batch_tokens` for source and target alike; with
     `batch_size`, batches hold that many pairs, padded to their longest.
 
+    Each epoch is planned at once, as a few vectorized ops over all pairs: a seeded
+    permutation, a stable sort by bucket, consecutive runs cut into batches, the batches
+    shuffled; a batch is then one gather of its rows. tf.data's `bucket_by_sequence_length`
+    does the same one element at a time: measured on the bundled translation data (2 CPU
+    cores, 2048-token batches), it took 22-25 ms of CPU time per batch against 0.5-0.8 ms
+    here, time taken from the training step's own two threads (~0.3 s a step).
+
     Args:
         source_ids, target_ids: ragged int32 tensors from `encode_pairs`.
         batch_tokens: token budget of a batch (padding included).
         batch_size: examples per batch.
         max_length: the longest sequence `encode_pairs` kept.
-        shuffle: shuffle the pairs each epoch (seeded) before bucketing.
-        seed: shuffle seed; the same seed gives the same batches.
-        repeat: repeat forever (training by steps).
-        shuffle_buffer: shuffle buffer size; default the whole dataset.
-        static_shapes: pad every batch to `max_length` and drop the last partial batch, for
-            TPUs and multi-worker training, which need every batch (on every worker) to have
-            the same shape. With `batch_tokens`, the batch size is `batch_tokens // max_length`.
+        shuffle: shuffle the pairs (and the batches) each epoch, seeded, before bucketing.
+        seed: shuffle seed; the same seed gives the same batches, epoch after epoch.
+        repeat: repeat forever (training by steps), each epoch shuffled anew.
+        static_shapes: pad every batch to `max_length` and drop each epoch's last partial
+            batch, for TPUs and multi-worker training, which need every batch (on every
+            worker) to have the same shape. With `batch_tokens`, the batch size is
+            `batch_tokens // max_length`.
 
     Returns:
         A `tf.data.Dataset` of `((source, target_in), target_out, sample_weight)`.
@@ -101,37 +107,88 @@ def make_dataset(
             f"batch_tokens={batch_tokens} cannot hold one sequence of max_length+1="
             f"{max_length + 1} tokens."
         )
-    count = int(source_ids.nrows())
-    # Index the ragged tensors (slicing them directly yields ragged elements that padded_batch
-    # and bucket_by_sequence_length refuse).
-    dataset = tf.data.Dataset.range(count).map(
-        lambda i: (source_ids[i], target_ids[i]), num_parallel_calls=tf.data.AUTOTUNE
-    )
-    if shuffle:
-        dataset = dataset.shuffle(shuffle_buffer or count, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        dataset = dataset.repeat()
-    if static_shapes:
-        size = batch_size or max(1, batch_tokens // max_length)
-        # Sources hold at most max_length ids; targets at most max_length - 1 (+1 start/end).
-        dataset = dataset.padded_batch(
-            size, padded_shapes=([max_length], [max_length - 1]), drop_remainder=True
-        )
-    elif batch_size is not None:
-        dataset = dataset.padded_batch(batch_size)
+    if static_shapes or batch_size is not None:
+        # One bucket: every pair, batches of one size.
+        bounds = []
+        sizes = [batch_size or max(1, batch_tokens // max_length)]
     else:
         bounds = bucket_boundaries(max_length)
         # Padded target_in/out are one longer than the target: budget on max_length + 1.
         sizes = [max(1, batch_tokens // min(b, max_length + 1)) for b in [*bounds, bounds[-1]]]
-        dataset = dataset.bucket_by_sequence_length(
-            lambda s, t: tf.maximum(tf.shape(s)[0], tf.shape(t)[0] + 1),
-            bucket_boundaries=bounds,
-            bucket_batch_sizes=sizes,
-            pad_to_bucket_boundary=False,
-        )
+    # Bucket i holds the pairs with bounds[i - 1] <= length < bounds[i].
+    length = tf.maximum(source_ids.row_lengths(), target_ids.row_lengths() + 1)
+    buckets = tf.searchsorted(tf.constant(bounds or [max_length + 2], tf.int64), length,
+                              side="right")
+    plan = _EpochPlan(buckets, tf.constant(sizes, tf.int64), shuffle, seed, static_shapes)
+    epochs = tf.data.Dataset.counter() if repeat else tf.data.Dataset.range(1)
+    dataset = epochs.flat_map(plan.batches)
+
+    def gather(rows):
+        source = tf.gather(source_ids, rows).to_tensor()
+        target = tf.gather(target_ids, rows).to_tensor()
+        if static_shapes:
+            # Sources hold at most max_length ids; targets at most max_length - 1 (+1 start/end).
+            source = _pad_to(source, max_length)
+            target = _pad_to(target, max_length - 1)
+        return source, target
+
+    dataset = dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.map(_teacher_forcing, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
         tf.data.AUTOTUNE
     )
+
+
+def _pad_to(ids, length):
+    padded = tf.pad(ids, [[0, 0], [0, length - tf.shape(ids)[1]]])
+    return tf.ensure_shape(padded, [None, length])
+
+
+class _EpochPlan:
+    """The batches of one epoch, as row indices: `batches(epoch)` -> a dataset of index rows."""
+
+    def __init__(self, buckets, sizes, shuffle, seed, drop_partial):
+        self.buckets = buckets
+        self.sizes = sizes
+        self.shuffle = shuffle
+        self.seed = seed
+        self.drop_partial = drop_partial
+
+    def batches(self, epoch):
+        count = tf.shape(self.buckets, out_type=tf.int64)[0]
+        rows = tf.range(count)
+        if self.shuffle:
+            rows = tf.random.experimental.stateless_shuffle(rows, seed=self._seed(epoch, 0))
+        # Stable: within a bucket the pairs keep their shuffled order.
+        order = tf.argsort(tf.gather(self.buckets, rows), stable=True)
+        rows = tf.gather(rows, order)
+        bucket = tf.gather(self.buckets, rows)
+        num_buckets = int(self.sizes.shape[0])
+        counts = tf.math.bincount(bucket, minlength=num_buckets, maxlength=num_buckets,
+                                  dtype=tf.int64)
+        if self.drop_partial:
+            counts = counts // self.sizes * self.sizes
+        # Position within the bucket, the bucket's first batch, the batch of each row.
+        rank = tf.range(count) - tf.gather(tf.cumsum(counts, exclusive=True), bucket)
+        batches_per_bucket = (counts + self.sizes - 1) // self.sizes
+        first_batch = tf.cumsum(batches_per_bucket, exclusive=True)
+        batch = tf.gather(first_batch, bucket) + rank // tf.gather(self.sizes, bucket)
+        keep = rank < tf.gather(counts, bucket)  # drops what `drop_partial` cut
+        batches = tf.RaggedTensor.from_value_rowids(
+            tf.boolean_mask(rows, keep), tf.boolean_mask(batch, keep),
+            nrows=tf.reduce_sum(batches_per_bucket),
+        )
+        if self.shuffle:
+            order = tf.random.experimental.stateless_shuffle(
+                tf.range(batches.nrows()), seed=self._seed(epoch, 1)
+            )
+            batches = tf.gather(batches, order)
+        values = batches.values
+        return tf.data.Dataset.from_tensor_slices(
+            (batches.row_starts(), batches.row_limits())
+        ).map(lambda start, limit: values[start:limit])
+
+    def _seed(self, epoch, stream):
+        return tf.stack([tf.cast(self.seed, tf.int64), epoch * 2 + stream])
 
 
 def lengths(ids):

@@ -1,5 +1,6 @@
 """tf.data pipeline: teacher forcing, token budgets, bucketing, seeded shuffling."""
 
+import collections
 import pathlib
 
 import numpy as np
@@ -70,6 +71,45 @@ def test_bucketing_pads_far_less_than_random_batches(encoded):
     bucketed = padding_share(epoch(make_dataset(sources, targets, batch_tokens=600, max_length=48)))
     plain = padding_share(epoch(make_dataset(sources, targets, batch_size=16, max_length=48)))
     assert bucketed < 0.2 < plain
+
+
+def pair_counts(batches):
+    """How often each source (padding stripped) occurs in `batches`."""
+    return collections.Counter(
+        tuple(row[row != 0]) for source, _, _ in batches for row in source
+    )
+
+
+def test_each_epoch_of_a_repeated_dataset_holds_every_pair_once(encoded):
+    sources, targets, _ = encoded
+    expected = collections.Counter(tuple(row) for row in sources.to_list())
+    single = epoch(make_dataset(sources, targets, batch_tokens=400, max_length=48, seed=3))
+    stream = iter(make_dataset(sources, targets, batch_tokens=400, max_length=48, seed=3,
+                               repeat=True))
+    epochs = [epoch(next(stream) for _ in single) for _ in range(3)]
+    for batches in epochs:
+        assert pair_counts(batches) == expected
+    # The first epoch is the unrepeated dataset's; each later one is shuffled anew.
+    assert all((a[0] == b[0]).all() for a, b in zip(single, epochs[0]))
+    assert [b[0].shape for b in epochs[1]] != [b[0].shape for b in epochs[0]]
+    assert [b[0].shape for b in epochs[2]] != [b[0].shape for b in epochs[1]]
+
+
+def test_static_shapes_pad_every_batch_to_max_length(encoded):
+    sources, targets, _ = encoded
+    batches = epoch(make_dataset(sources, targets, batch_tokens=480, max_length=48,
+                                 static_shapes=True))
+    size = 480 // 48
+    assert len(batches) == int(sources.nrows()) // size  # the last partial batch is dropped
+    for source, target_in, weights in batches:
+        assert source.shape == (size, 48) and target_in.shape == weights.shape == (size, 48)
+
+
+def test_unshuffled_batches_keep_the_order_of_the_pairs(encoded):
+    sources, targets, _ = encoded
+    batches = epoch(make_dataset(sources, targets, batch_size=7, max_length=48, shuffle=False))
+    rows = [tuple(row[row != 0]) for source, _, _ in batches for row in source]
+    assert rows == [tuple(row) for row in sources.to_list()]
 
 
 def test_bucket_boundaries_cover_max_length():
