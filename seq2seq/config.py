@@ -45,6 +45,9 @@ class DataConfig:
     on_error: str = "skip"  # malformed lines: skip (counted, one warning) or error
     max_train_pairs: Optional[int] = None  # use only the first N training pairs
     split_sentences: bool = False  # train on sentence pairs where both sides split alike
+    # Cut sources to N tokens (end id included) in training and decoding, instead of dropping
+    # pairs over model.max_length (summarization: the lead of a long document). None: drop.
+    max_source_length: Optional[int] = None
     tokenizer: str = "sentencepiece"  # sentencepiece or wordpiece
     sentencepiece_model_type: str = "unigram"  # unigram or bpe
     vocabulary_size: int = 8000  # subword vocabulary size (special ids included)

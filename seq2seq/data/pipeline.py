@@ -12,8 +12,11 @@ import tensorflow as tf
 from seq2seq.text.tokenizer import END_ID, START_ID
 
 
-def encode_pairs(pairs, source_tokenizer, target_tokenizer, max_length):
+def encode_pairs(pairs, source_tokenizer, target_tokenizer, max_length, max_source_length=None):
     """Tokenizes all pairs in one batched call and drops those longer than `max_length`.
+
+    With `max_source_length` (at most `max_length`), longer sources are cut to that many
+    tokens, the end id included, as `Translator` cuts them, and only targets can drop a pair.
 
     Returns:
         `(source_ids, target_ids, dropped)`: ragged int32 tensors of the kept pairs (source
@@ -21,8 +24,15 @@ def encode_pairs(pairs, source_tokenizer, target_tokenizer, max_length):
     """
     if not pairs:
         raise ValueError("encode_pairs received no pairs.")
+    if max_source_length is not None and not 2 <= max_source_length <= max_length:
+        raise ValueError(
+            f"data.max_source_length={max_source_length}; expected 2 to model.max_length="
+            f"{max_length} (one token and the end id)."
+        )
     sources = source_tokenizer.tokenize([s for s, _ in pairs])
     targets = target_tokenizer.tokenize([t for _, t in pairs])
+    if max_source_length is not None:
+        sources = sources[:, : max_source_length - 1]
     end = tf.fill([sources.nrows(), 1], END_ID)
     sources = tf.concat([sources, tf.RaggedTensor.from_tensor(end)], axis=1)
     # +1: the start id (target_in) or end id (target_out) each side gains.

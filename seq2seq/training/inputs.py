@@ -78,7 +78,7 @@ def train_dataset(data, train_pairs, source_tokenizer, target_tokenizer, max_len
                   static_shapes=False):
     """The repeated, shuffled, bucketed training batches, after `skip` consumed batches."""
     sources, targets, dropped = encode_pairs(
-        train_pairs, source_tokenizer, target_tokenizer, max_length
+        train_pairs, source_tokenizer, target_tokenizer, max_length, data.max_source_length
     )
     if dropped:
         logger.info("dropped %d of %d training pairs longer than %d tokens", dropped,

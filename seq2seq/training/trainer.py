@@ -128,6 +128,7 @@ class Run:
             self.model,
             self.source_tokenizer,
             self.target_tokenizer,
+            max_source_length=config.data.max_source_length,
             max_length=config.decoding.max_length or config.model.max_length,
             split_sentences=config.decoding.split_sentences,
         )

@@ -184,7 +184,8 @@ def _validation_result(run, config):
         from seq2seq.data.pipeline import encode_pairs, make_dataset
 
         sources_ids, target_ids, _ = encode_pairs(
-            pairs, run.source_tokenizer, run.target_tokenizer, config.model.max_length
+            pairs, run.source_tokenizer, run.target_tokenizer, config.model.max_length,
+            config.data.max_source_length,
         )
         dataset = make_dataset(sources_ids, target_ids, batch_size=32, shuffle=False,
                                max_length=config.model.max_length)

@@ -16,8 +16,12 @@ PAIRS = read_tsv(FIXTURE)
 
 
 @pytest.fixture(scope="module")
-def encoded():
-    tokenizer = train_tokenizer([s for p in PAIRS for s in p], vocabulary_size=800)
+def tokenizer():
+    return train_tokenizer([s for p in PAIRS for s in p], vocabulary_size=800)
+
+
+@pytest.fixture(scope="module")
+def encoded(tokenizer):
     return encode_pairs(PAIRS, tokenizer, tokenizer, max_length=48)
 
 
@@ -44,6 +48,21 @@ def test_encode_appends_end_to_sources_and_filters_by_length(encoded):
     assert lengths.max() <= 48 and targets.row_lengths().numpy().max() + 1 <= 48
     last = tf.gather(sources.flat_values, sources.row_limits() - 1).numpy()
     assert (last == END_ID).all()
+
+
+def test_max_source_length_cuts_long_sources_instead_of_dropping_their_pairs(tokenizer):
+    whole, targets, _ = encode_pairs(PAIRS, tokenizer, tokenizer, max_length=10_000)
+    sources, kept_targets, dropped = encode_pairs(PAIRS, tokenizer, tokenizer, max_length=48,
+                                                  max_source_length=12)
+    # Only a target over 47 pieces (+1 for the start or end id) drops a pair now.
+    keep = [len(t) + 1 <= 48 for t in targets.to_list()]
+    assert dropped == keep.count(False) > 0
+    kept = [row for row, k in zip(whole.to_list(), keep) if k]
+    assert max(len(row) for row in kept) > 48  # sources the filter alone would have dropped
+    assert sources.to_list() == [row[:-1][:11] + [END_ID] for row in kept]
+    assert kept_targets.to_list() == [t for t, k in zip(targets.to_list(), keep) if k]
+    with pytest.raises(ValueError, match="data.max_source_length=49; expected 2 to model"):
+        encode_pairs(PAIRS, tokenizer, tokenizer, max_length=48, max_source_length=49)
 
 
 def epoch(dataset):
