@@ -1,11 +1,15 @@
 """Input pipeline speed against the training step rate of the "small" model.
 
 One epoch of the bundled LibreOffice help EN-DE training data through the token-budget
-pipeline (already tokenized, as in training), then a few training steps of the "small" model on
-batches of the same pipeline, alternating, in one process. Ends with one JSON line:
-`pipeline_examples_s`, `pipeline_tokens_s`, `train_examples_s`, `ratio` (pipeline examples/s
-over training examples/s; goal >= 10: the pipeline is never the bottleneck), and the one-off
-tokenization cost.
+pipeline (already tokenized, as in training), one epoch through the same bucketing built from
+tf.data's element-wise `bucket_by_sequence_length` (what `make_dataset` did before it planned
+each epoch with vectorized ops), then a few training steps of the "small" model on batches of
+the pipeline, alternating, in one process. The CPU time per batch is the process's (all
+threads): on a 2-core machine it is taken from the training step. Ends with one JSON line:
+`pipeline_examples_s`, `pipeline_tokens_s`, `pipeline_cpu_ms_per_batch`,
+`elementwise_examples_s`, `elementwise_cpu_ms_per_batch`, `train_examples_s`, `ratio`
+(pipeline examples/s over training examples/s; goal >= 10: the pipeline is never the
+bottleneck), and the one-off tokenization cost.
 
     python bench/input_pipeline.py
 """
@@ -22,9 +26,43 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from seq2seq import datasets  # noqa: E402
-from seq2seq.data.pipeline import encode_pairs, make_dataset  # noqa: E402
+from seq2seq.data.pipeline import (  # noqa: E402
+    bucket_boundaries,
+    encode_pairs,
+    make_dataset,
+    teacher_forcing,
+)
 from seq2seq.models import Transformer  # noqa: E402
 from seq2seq.text.tokenizer import train_tokenizer  # noqa: E402
+
+
+def elementwise_dataset(sources, targets, batch_tokens, max_length, seed=0):
+    """The same batches built one element at a time with tf.data's bucket_by_sequence_length."""
+    count = int(sources.nrows())
+    bounds = bucket_boundaries(max_length)
+    sizes = [max(1, batch_tokens // min(b, max_length + 1)) for b in [*bounds, bounds[-1]]]
+    dataset = tf.data.Dataset.range(count).map(
+        lambda i: (sources[i], targets[i]), num_parallel_calls=tf.data.AUTOTUNE
+    )
+    dataset = dataset.shuffle(count, seed=seed).bucket_by_sequence_length(
+        lambda s, t: tf.maximum(tf.shape(s)[0], tf.shape(t)[0] + 1),
+        bucket_boundaries=bounds,
+        bucket_batch_sizes=sizes,
+    )
+    return dataset.map(teacher_forcing, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
+        tf.data.AUTOTUNE
+    )
+
+
+def one_epoch(dataset, figures):
+    """Iterates `dataset` once, adding examples, tokens, batches, wall and CPU seconds."""
+    start, cpu = time.perf_counter(), time.process_time()
+    for (source, _), _, weights in dataset:
+        figures["examples"] += int(source.shape[0])
+        figures["tokens"] += float(tf.reduce_sum(weights))
+        figures["batches"] += 1
+    figures["seconds"] += time.perf_counter() - start
+    figures["cpu_seconds"] += time.process_time() - cpu
 
 
 def main():
@@ -59,19 +97,16 @@ def main():
         model.train_on_batch(inputs, labels, sample_weight=weights)
 
     epoch_examples = int(sources.nrows())
-    pipeline = {"examples": 0, "tokens": 0.0, "seconds": 0.0}
+    figures = {name: dict(examples=0, tokens=0.0, batches=0, seconds=0.0, cpu_seconds=0.0)
+               for name in ("pipeline", "elementwise")}
+    pipeline, elementwise = figures["pipeline"], figures["elementwise"]
     train = {"examples": 0, "seconds": 0.0}
-    for _ in range(args.rounds):
-        start, examples, tokens = time.perf_counter(), 0, 0.0
-        for (source, _), _, weights in make_dataset(
-            sources, targets, batch_tokens=args.batch_tokens, max_length=args.max_length
-        ):
-            examples += int(source.shape[0])
-            tokens += float(tf.reduce_sum(weights))
-        pipeline["seconds"] += time.perf_counter() - start
-        pipeline["examples"] += examples
-        pipeline["tokens"] += tokens
-        assert examples == epoch_examples
+    for round_ in range(args.rounds):
+        one_epoch(make_dataset(sources, targets, batch_tokens=args.batch_tokens,
+                               max_length=args.max_length, seed=round_), pipeline)
+        one_epoch(elementwise_dataset(sources, targets, args.batch_tokens, args.max_length,
+                                      seed=round_), elementwise)
+        assert pipeline["examples"] == elementwise["examples"] == epoch_examples * (round_ + 1)
 
         start = time.perf_counter()
         for _ in range(args.train_steps):
@@ -88,6 +123,11 @@ def main():
         "tokenize_all_s": round(tokenize_s, 2),
         "pipeline_examples_s": round(pipeline_examples_s, 1),
         "pipeline_tokens_s": round(pipeline["tokens"] / pipeline["seconds"], 1),
+        "pipeline_cpu_ms_per_batch": round(
+            1000 * pipeline["cpu_seconds"] / pipeline["batches"], 2),
+        "elementwise_examples_s": round(elementwise["examples"] / elementwise["seconds"], 1),
+        "elementwise_cpu_ms_per_batch": round(
+            1000 * elementwise["cpu_seconds"] / elementwise["batches"], 2),
         "train_examples_s": round(train_examples_s, 1),
         "ratio": round(pipeline_examples_s / train_examples_s, 1),
     }))

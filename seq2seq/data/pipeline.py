@@ -44,7 +44,8 @@ def encode_pairs(pairs, source_tokenizer, target_tokenizer, max_length, max_sour
     )
 
 
-def _teacher_forcing(source, target):
+def teacher_forcing(source, target):
+    """Padded `(source, target)` -> `((source, target_in), target_out, sample_weight)`."""
     start = tf.fill([tf.shape(target)[0], 1], START_ID)
     end = tf.fill([tf.shape(target)[0], 1], END_ID)
     # Rows are padded with 0: the end id goes at each row's own length, not at the batch's.
@@ -143,7 +144,7 @@ def make_dataset(
         return source, target
 
     dataset = dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.map(_teacher_forcing, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
+    return dataset.map(teacher_forcing, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
         tf.data.AUTOTUNE
     )
 

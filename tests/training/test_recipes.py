@@ -85,3 +85,25 @@ def test_cli_reports_bad_config_clearly(tmp_path, capsys, shrunk):
                  "--set", "training.optimizer=sgd"])
     assert code == 2
     assert "training.optimizer='sgd'; expected adam or adamw" in capsys.readouterr().err
+
+
+def test_max_source_length_cuts_sources_alike_in_training_and_decoding(tmp_path, shrunk):
+    from seq2seq import config as config_lib
+    from seq2seq.text.tokenizer import END_ID
+    from seq2seq.training import inputs
+    from seq2seq.training.trainer import Run
+
+    path = shrunk("summarization", tmp_path, data={"max_source_length": 12})
+    config = config_lib.load(path)
+    run = Run(config, tmp_path / "run", print_fn=lambda *_: None)
+    pairs = run.train_pairs
+    whole = run.source_tokenizer.tokenize([s for s, _ in pairs]).row_lengths().numpy()
+    assert (whole >= 12).sum() > len(pairs) // 2  # most fixture descriptions are longer
+    batches = inputs.train_dataset(config.data, pairs, run.source_tokenizer,
+                                   run.target_tokenizer, config.model.max_length)
+    lengths = [int(source.shape[1]) for (source, _), _, _ in batches.take(20)]
+    assert max(lengths) == 12
+    # The translator (validation, test, export) cuts the same way: 11 pieces and the end id.
+    ids = run.translator.encode_sources([pairs[0][0]]).numpy()[0]
+    expected = run.source_tokenizer.tokenize([pairs[0][0]])[0][:11].numpy().tolist()
+    assert ids.tolist() == expected + [END_ID]
