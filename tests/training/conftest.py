@@ -13,6 +13,8 @@ def shrink(recipe, tmp_path, **sections):
     config = yaml.safe_load((ROOT / "recipes" / recipe / "config.yaml").read_text())
     config["model"].update(size="tiny", max_length=48)
     config["data"].update(vocabulary_size=300, batch_tokens=768, tokenizer_train_pairs=400)
+    if config["data"].get("max_source_length"):
+        config["data"]["max_source_length"] = 32
     if config["data"]["task"] == "translation":
         files = dict(dataset=None, format="tsv", train_file=str(FIXTURE_TSV),
                      valid_file=str(FIXTURE_TSV), test_file=str(FIXTURE_TSV))
