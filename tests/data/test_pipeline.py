@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from seq2seq.data.pipeline import bucket_boundaries, encode_pairs, make_dataset
+from seq2seq.data.pipeline import _EpochPlan, bucket_boundaries, encode_pairs, make_dataset
 from seq2seq.data.readers import read_tsv
 from seq2seq.text.tokenizer import END_ID, START_ID, train_tokenizer
 
@@ -129,6 +129,18 @@ def test_unshuffled_batches_keep_the_order_of_the_pairs(encoded):
     batches = epoch(make_dataset(sources, targets, batch_size=7, max_length=48, shuffle=False))
     rows = [tuple(row[row != 0]) for source, _, _ in batches for row in source]
     assert rows == [tuple(row) for row in sources.to_list()]
+
+
+@pytest.mark.parametrize("drop_partial, expected", [
+    (False, [[0, 2], [5], [1, 3], [4, 6]]),
+    (True, [[0, 2], [1, 3], [4, 6]]),  # bucket 0's third pair fills no batch
+])
+def test_an_epoch_plan_cuts_each_bucket_into_batches_in_order(drop_partial, expected):
+    buckets = tf.constant([0, 1, 0, 1, 1, 0, 1], tf.int64)
+    plan = _EpochPlan(buckets, tf.constant([2, 2], tf.int64), shuffle=False, seed=0,
+                      drop_partial=drop_partial)
+    batches = [rows.numpy().tolist() for rows in plan.batches(tf.constant(0, tf.int64))]
+    assert batches == expected
 
 
 def test_bucket_boundaries_cover_max_length():
