@@ -27,6 +27,7 @@ import tensorflow as tf  # noqa: E402
 
 from seq2seq import datasets  # noqa: E402
 from seq2seq.data.pipeline import (  # noqa: E402
+    bucket_batch_sizes,
     bucket_boundaries,
     encode_pairs,
     make_dataset,
@@ -40,7 +41,7 @@ def elementwise_dataset(sources, targets, batch_tokens, max_length, seed=0):
     """The same batches built one element at a time with tf.data's bucket_by_sequence_length."""
     count = int(sources.nrows())
     bounds = bucket_boundaries(max_length)
-    sizes = [max(1, batch_tokens // min(b, max_length + 1)) for b in [*bounds, bounds[-1]]]
+    sizes = bucket_batch_sizes(bounds, batch_tokens, max_length)
     dataset = tf.data.Dataset.range(count).map(
         lambda i: (sources[i], targets[i]), num_parallel_calls=tf.data.AUTOTUNE
     )

@@ -67,6 +67,13 @@ def bucket_boundaries(max_length, min_length=8, step=1.25):
     return sorted(set(bounds)) + [max_length + 1]
 
 
+def bucket_batch_sizes(bounds, batch_tokens, max_length):
+    """Pairs per batch of each bucket of `bounds` (one more bucket than bounds) so that a
+    batch padded to the bucket's longest fits `batch_tokens`."""
+    # Padded target_in/out are one longer than the target: budget on max_length + 1.
+    return [max(1, batch_tokens // min(b, max_length + 1)) for b in [*bounds, bounds[-1]]]
+
+
 def make_dataset(
     source_ids,
     target_ids,
@@ -124,8 +131,7 @@ def make_dataset(
         sizes = [batch_size or max(1, batch_tokens // max_length)]
     else:
         bounds = bucket_boundaries(max_length)
-        # Padded target_in/out are one longer than the target: budget on max_length + 1.
-        sizes = [max(1, batch_tokens // min(b, max_length + 1)) for b in [*bounds, bounds[-1]]]
+        sizes = bucket_batch_sizes(bounds, batch_tokens, max_length)
     # Bucket i holds the pairs with bounds[i - 1] <= length < bounds[i].
     length = tf.maximum(source_ids.row_lengths(), target_ids.row_lengths() + 1)
     buckets = tf.searchsorted(tf.constant(bounds or [max_length + 2], tf.int64), length,
@@ -134,19 +140,16 @@ def make_dataset(
     epochs = tf.data.Dataset.counter() if repeat else tf.data.Dataset.range(1)
     dataset = epochs.flat_map(plan.batches)
 
-    def gather(rows):
+    def batch(rows):
         source = tf.gather(source_ids, rows).to_tensor()
         target = tf.gather(target_ids, rows).to_tensor()
         if static_shapes:
             # Sources hold at most max_length ids; targets at most max_length - 1 (+1 start/end).
             source = _pad_to(source, max_length)
             target = _pad_to(target, max_length - 1)
-        return source, target
+        return teacher_forcing(source, target)
 
-    dataset = dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.map(teacher_forcing, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
-        tf.data.AUTOTUNE
-    )
+    return dataset.map(batch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def _pad_to(ids, length):
