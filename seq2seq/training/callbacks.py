@@ -12,23 +12,6 @@ from seq2seq.evaluation import metrics
 from seq2seq.evaluation.attention_plot import figure_to_png, plot_attention
 
 
-@keras.saving.register_keras_serializable(package="seq2seq")
-class TokenCount(keras.metrics.Metric):
-    """Sum of the sample weights seen: the real target tokens trained on (for tokens/s)."""
-
-    def __init__(self, name="tokens", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.total = self.add_variable((), initializer="zeros", dtype="float32", name="total")
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        if sample_weight is None:
-            sample_weight = keras.ops.ones(keras.ops.shape(y_true), "float32")
-        self.total.assign_add(keras.ops.sum(keras.ops.cast(sample_weight, "float32")))
-
-    def result(self):
-        return self.total
-
-
 def learning_rate(optimizer):
     return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
 

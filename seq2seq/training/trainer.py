@@ -19,12 +19,12 @@ from seq2seq.training.callbacks import (
     BudgetClock,
     NaNGuard,
     ProgressLogger,
-    TokenCount,
     Validation,
 )
 from seq2seq.training.checkpoints import Checkpoints
 from seq2seq.training.distribution import get_distribution_strategy, prepare_model
 from seq2seq.training.losses import LabelSmoothedCrossEntropy
+from seq2seq.training.metrics import TokenAccuracy, TokenCount
 from seq2seq.training.optimizers import FusedAdam, FusedAdamW
 from seq2seq.training.precision import resolve_precision
 from seq2seq.training.schedules import get_schedule
@@ -80,7 +80,7 @@ def compile_model(model, config, budget_used=None):
     model.compile(
         optimizer=build_optimizer(config.training, budget_used),
         loss=LabelSmoothedCrossEntropy(config.training.label_smoothing),
-        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"), TokenCount()],
+        weighted_metrics=[TokenAccuracy(), TokenCount()],
         jit_compile=config.training.jit_compile,
     )
 

@@ -1,4 +1,4 @@
-"""Schedules and the label-smoothed loss against hand computations."""
+"""Schedules, the label-smoothed loss and the token accuracy against hand computations."""
 
 import math
 
@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from seq2seq.training.losses import LabelSmoothedCrossEntropy
+from seq2seq.training.metrics import TokenAccuracy, token_accuracy
 from seq2seq.training.schedules import InverseSqrtSchedule, get_schedule
 
 
@@ -65,19 +66,57 @@ def test_label_smoothed_loss_equals_the_formula_over_real_tokens():
         LabelSmoothedCrossEntropy(1.0)
 
 
-def test_label_smoothed_loss_gradient_is_softmax_minus_the_smoothed_target():
+@pytest.mark.parametrize("eps", [0.0, 0.2])
+@pytest.mark.parametrize("graph", [False, True])
+def test_label_smoothed_loss_gradient_is_softmax_minus_the_smoothed_target(eps, graph):
     rng = np.random.default_rng(0)
     logits = tf.constant(rng.normal(size=(2, 3, 5)), "float32")
     labels = np.array([[4, 0, 2], [1, 1, 0]])
     weights = np.array([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]], "float32")
-    eps = 0.2
-    with tf.GradientTape() as tape:
-        tape.watch(logits)
-        loss = LabelSmoothedCrossEntropy(eps)(labels, logits, sample_weight=weights)
-    gradient = tape.gradient(loss, logits).numpy()
+
+    def loss_and_gradient(logits):
+        with tf.GradientTape() as tape:
+            tape.watch(logits)
+            loss = LabelSmoothedCrossEntropy(eps)(labels, logits, sample_weight=weights)
+        return loss, tape.gradient(loss, logits)
+
+    if graph:  # as Keras' train step runs it
+        loss_and_gradient = tf.function(loss_and_gradient)
+    loss, gradient = loss_and_gradient(logits)
     z = logits.numpy()
     softmax = np.exp(z) / np.exp(z).sum(-1, keepdims=True)
     target = (1 - eps) * np.eye(5)[labels] + eps / 5
+    per_token = -(target * np.log(softmax)).sum(-1)
+    assert float(loss) == pytest.approx((per_token * weights).sum() / weights.sum(), rel=1e-6)
     expected = (softmax - target) * weights[..., None] / weights.sum()
-    np.testing.assert_allclose(gradient, expected, atol=1e-6)
-    assert np.all(gradient[1, 1:] == 0.0)  # padding gets no gradient
+    np.testing.assert_allclose(gradient.numpy(), expected, atol=1e-6)
+    assert np.all(gradient.numpy()[1, 1:] == 0.0)  # padding gets no gradient
+
+
+def test_label_smoothed_loss_of_bfloat16_logits_is_computed_in_float32():
+    logits = np.array([[[2.0, 0.5, -1.0, 0.25]]], "float32")
+    labels = np.array([[1]])
+    loss = LabelSmoothedCrossEntropy(0.1)(labels, tf.constant(logits, tf.bfloat16))
+    assert loss.dtype == tf.float32
+    exact = LabelSmoothedCrossEntropy(0.1)(labels, logits)  # bfloat16 holds these exactly
+    assert float(loss) == float(exact)
+
+
+def test_token_accuracy_counts_tokens_whose_label_has_the_largest_logit():
+    logits = np.array([[[0.1, 0.7, 0.2], [0.5, 0.2, 0.3], [0.4, 0.4, 0.2], [0.0, 0.0, 1.0]]],
+                      "float32")
+    labels = np.array([[1, 2, 1, 0]])
+    # argmax: 1 (right), 0 (wrong), a tie of 0 and 1 (counted right), 2 (wrong; padding).
+    np.testing.assert_array_equal(token_accuracy(labels, logits).numpy(), [[1, 0, 1, 0]])
+    metric = TokenAccuracy()
+    metric.update_state(labels, logits, sample_weight=np.array([[1.0, 1.0, 1.0, 0.0]]))
+    assert float(metric.result()) == pytest.approx(2 / 3)
+    assert metric.name == "accuracy"
+    assert TokenAccuracy.from_config(metric.get_config()).name == "accuracy"
+    # Without ties it is Keras' argmax accuracy.
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(4, 7, 11)).astype("float32")
+    labels = rng.integers(0, 11, size=(4, 7))
+    np.testing.assert_array_equal(
+        token_accuracy(labels, logits).numpy(),
+        keras.metrics.sparse_categorical_accuracy(labels, logits).numpy())

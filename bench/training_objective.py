@@ -1,0 +1,145 @@
+"""The training objective of the recipes: our loss and accuracy against the fused ones.
+
+Ours (seq2seq/training/losses.py, seq2seq/training/metrics.py): the label-smoothed loss with
+its gradient written out, and the token accuracy from one max and one gather. Peer: the same
+loss through TensorFlow's fused `softmax_cross_entropy_with_logits` on a dense smoothed
+target (a one-hot, a multiply and an add over `(tokens, vocabulary)`), and Keras'
+`SparseCategoricalAccuracy`, as the trainer compiled the model before. Two `Run`s of the
+recipe (same seed, so the same weights) train on the same cached real batches, timed
+alternately in rounds in one process after a warm-up pass over every batch shape. A
+micro-benchmark of the objective alone (loss, gradient and accuracy on one `(batch, length,
+vocabulary)` of logits) runs the same way. Ends with one JSON line: target tokens/s of each,
+`speedup` (ours over the peer) and the objective's milliseconds.
+
+    python bench/training_objective.py
+"""
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from seq2seq import config as config_lib  # noqa: E402
+from seq2seq.training import inputs, trainer  # noqa: E402
+from seq2seq.training.losses import LabelSmoothedCrossEntropy  # noqa: E402
+from seq2seq.training.metrics import TokenAccuracy, TokenCount  # noqa: E402
+
+SYSTEMS = ("ours", "fused")
+
+
+class FusedSmoothedCrossEntropy(keras.losses.Loss):
+    """The peer: the backend's fused softmax cross-entropy on a dense smoothed target."""
+
+    def __init__(self, label_smoothing):
+        super().__init__(name="fused_cross_entropy", reduction="mean_with_sample_weight")
+        self.label_smoothing = label_smoothing
+
+    def call(self, y_true, y_pred):
+        logits = keras.ops.cast(y_pred, "float32")
+        vocabulary_size = logits.shape[-1]
+        targets = (keras.ops.one_hot(keras.ops.cast(y_true, "int32"), vocabulary_size)
+                   * (1.0 - self.label_smoothing) + self.label_smoothing / vocabulary_size)
+        return keras.ops.categorical_crossentropy(targets, logits, from_logits=True)
+
+
+def compile_fused(run):
+    run.model.compile(
+        optimizer=trainer.build_optimizer(run.config.training, run.budget_used),
+        loss=FusedSmoothedCrossEntropy(run.config.training.label_smoothing),
+        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+                          TokenCount()],
+    )
+
+
+def objective_step(loss, accuracy, labels, weights):
+    @tf.function
+    def step(logits):
+        with tf.GradientTape() as tape:
+            tape.watch(logits)
+            value = loss(labels, logits, sample_weight=weights)
+        gradient = tape.gradient(value, logits)
+        accuracy.update_state(labels, logits, sample_weight=weights)
+        return value, tf.reduce_sum(gradient)
+
+    return step
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--config", default="recipes/translation/config.yaml")
+    parser.add_argument("--batches", type=int, default=60)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    runs = {}
+    with tempfile.TemporaryDirectory() as run_dir:
+        for system in SYSTEMS:
+            config = config_lib.load(args.config, ["training.precision=float32"])
+            runs[system] = trainer.Run(config, run_dir, print_fn=lambda *_: None)
+    compile_fused(runs["fused"])
+    run = runs["ours"]
+    smoothing = run.config.training.label_smoothing
+    batches = inputs.train_dataset(
+        run.config.data, run.train_pairs, run.source_tokenizer, run.target_tokenizer,
+        run.config.model.max_length,
+    ).take(args.batches).cache()
+    target_tokens = sum(int(tf.math.count_nonzero(weights)) for _, _, weights in batches)
+
+    # The objective alone, on logits of the recipe's largest batch shape.
+    (_, target_in), labels, weights = max(batches, key=lambda b: tf.size(b[1]))
+    logits = tf.random.stateless_normal(
+        tuple(labels.shape) + (run.target_tokenizer.vocabulary_size,), seed=(0, 1))
+    objectives = {
+        "ours": objective_step(LabelSmoothedCrossEntropy(smoothing), TokenAccuracy(),
+                               labels, weights),
+        "fused": objective_step(FusedSmoothedCrossEntropy(smoothing),
+                                keras.metrics.SparseCategoricalAccuracy(), labels, weights),
+    }
+    values = {system: objective(logits) for system, objective in objectives.items()}
+    assert abs(float(values["ours"][0]) - float(values["fused"][0])) < 1e-4, values
+    assert abs(float(values["ours"][1]) - float(values["fused"][1])) < 1e-3, values
+
+    def epoch(system):
+        start = time.perf_counter()
+        runs[system].model.fit(batches, steps_per_epoch=args.batches, epochs=1, verbose=0)
+        return time.perf_counter() - start
+
+    def objective_ms(system, repeats=20):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            float(objectives[system](logits)[1])
+        return 1000 * (time.perf_counter() - start) / repeats
+
+    for system in SYSTEMS:  # trace every batch shape
+        epoch(system)
+    seconds = dict.fromkeys(SYSTEMS, 0.0)
+    milliseconds = dict.fromkeys(SYSTEMS, 0.0)
+    for round_index in range(args.rounds):
+        for system in SYSTEMS:
+            elapsed = epoch(system)
+            seconds[system] += elapsed
+            milliseconds[system] += objective_ms(system) / args.rounds
+            print(f"round {round_index} {system}: {target_tokens / elapsed:.0f} tgt tok/s "
+                  f"({elapsed:.1f} s)", flush=True)
+    tokens_s = {s: round(args.rounds * target_tokens / t, 1) for s, t in seconds.items()}
+    print(json.dumps({
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "ours_tgt_tok_s": tokens_s["ours"],
+        "fused_tgt_tok_s": tokens_s["fused"],
+        "speedup": round(tokens_s["ours"] / tokens_s["fused"], 3),
+        "objective_shape": list(logits.shape),
+        "ours_objective_ms": round(milliseconds["ours"], 2),
+        "fused_objective_ms": round(milliseconds["fused"], 2),
+    }))
+
+
+if __name__ == "__main__":
+    main()
