@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 
-def token_accuracy(labels, logits):
+def label_has_top_logit(labels, logits):
     """1.0 where the label's logit is the largest of its row, else 0.0 (shape `labels`).
 
     The same as `argmax(logits) == label` except on exact ties (counted right here). Keras'
@@ -19,10 +19,11 @@ def token_accuracy(labels, logits):
 
 @keras.saving.register_keras_serializable(package="seq2seq")
 class TokenAccuracy(keras.metrics.MeanMetricWrapper):
-    """`token_accuracy` averaged over the (weighted) target tokens."""
+    """`label_has_top_logit` averaged over the (weighted) target tokens: the training step's
+    accuracy (`seq2seq.evaluation.metrics.token_accuracy` is the NumPy one for offline use)."""
 
     def __init__(self, name="accuracy", dtype=None):
-        super().__init__(fn=token_accuracy, name=name, dtype=dtype)
+        super().__init__(fn=label_has_top_logit, name=name, dtype=dtype)
 
     def get_config(self):
         return {"name": self.name, "dtype": self.dtype}

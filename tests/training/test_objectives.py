@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from seq2seq.training.losses import LabelSmoothedCrossEntropy
-from seq2seq.training.metrics import TokenAccuracy, token_accuracy
+from seq2seq.training.metrics import TokenAccuracy, label_has_top_logit
 from seq2seq.training.schedules import InverseSqrtSchedule, get_schedule
 
 
@@ -107,7 +107,7 @@ def test_token_accuracy_counts_tokens_whose_label_has_the_largest_logit():
                       "float32")
     labels = np.array([[1, 2, 1, 0]])
     # argmax: 1 (right), 0 (wrong), a tie of 0 and 1 (counted right), 2 (wrong; padding).
-    np.testing.assert_array_equal(token_accuracy(labels, logits).numpy(), [[1, 0, 1, 0]])
+    np.testing.assert_array_equal(label_has_top_logit(labels, logits).numpy(), [[1, 0, 1, 0]])
     metric = TokenAccuracy()
     metric.update_state(labels, logits, sample_weight=np.array([[1.0, 1.0, 1.0, 0.0]]))
     assert float(metric.result()) == pytest.approx(2 / 3)
@@ -118,5 +118,5 @@ def test_token_accuracy_counts_tokens_whose_label_has_the_largest_logit():
     logits = rng.normal(size=(4, 7, 11)).astype("float32")
     labels = rng.integers(0, 11, size=(4, 7))
     np.testing.assert_array_equal(
-        token_accuracy(labels, logits).numpy(),
+        label_has_top_logit(labels, logits).numpy(),
         keras.metrics.sparse_categorical_accuracy(labels, logits).numpy())
