@@ -7,7 +7,7 @@ target (a one-hot, a multiply and an add over `(tokens, vocabulary)`), and Keras
 `SparseCategoricalAccuracy`, as the trainer compiled the model before. Two `Run`s of the
 recipe (same seed, so the same weights) train on the same cached real batches, timed
 alternately in rounds in one process after a warm-up pass over every batch shape (the time
-of each epoch from its start to its end, by a callback). A
+of each epoch from its start to its end, by a callback: bench/recipe_steps.py). A
 micro-benchmark of the objective alone (loss, gradient and accuracy on one `(batch, length,
 vocabulary)` of logits) runs the same way. Ends with one JSON line: target tokens/s of each,
 `speedup` (ours over the peer), CPU milliseconds per step and the objective's milliseconds.
@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import platform
-import tempfile
 import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -28,8 +27,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from seq2seq import config as config_lib  # noqa: E402
-from seq2seq.training import inputs, trainer  # noqa: E402
+from recipe_steps import alternate, cached_batches, recipe_runs  # noqa: E402
+from seq2seq.training import trainer  # noqa: E402
 from seq2seq.training.losses import LabelSmoothedCrossEntropy  # noqa: E402
 from seq2seq.training.metrics import TokenAccuracy, TokenCount  # noqa: E402
 
@@ -60,20 +59,6 @@ def compile_fused(run):
     )
 
 
-class EpochTimer(keras.callbacks.Callback):
-    """The epoch's own time: `fit` on this machine at times takes seconds more to return
-    after its last step (up to ~20 s after its start, whatever the steps took), which would
-    land on whichever system it hits."""
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.perf_counter()
-        self.start_cpu = time.process_time()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds = time.perf_counter() - self.start
-        self.cpu_seconds = time.process_time() - self.start_cpu
-
-
 def objective_step(loss, accuracy, labels, weights):
     @tf.function
     def step(logits):
@@ -94,22 +79,14 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    runs = {}
-    with tempfile.TemporaryDirectory() as run_dir:
-        for system in SYSTEMS:
-            config = config_lib.load(args.config, ["training.precision=float32"])
-            runs[system] = trainer.Run(config, run_dir, print_fn=lambda *_: None)
+    runs = recipe_runs(args.config, {s: ["training.precision=float32"] for s in SYSTEMS})
     compile_fused(runs["fused"])
     run = runs["ours"]
     smoothing = run.config.training.label_smoothing
-    batches = inputs.train_dataset(
-        run.config.data, run.train_pairs, run.source_tokenizer, run.target_tokenizer,
-        run.config.model.max_length,
-    ).take(args.batches).cache()
-    target_tokens = sum(int(tf.math.count_nonzero(weights)) for _, _, weights in batches)
+    batches, target_tokens = cached_batches(run, args.batches)
 
     # The objective alone, on logits of the recipe's largest batch shape.
-    (_, target_in), labels, weights = max(batches, key=lambda b: tf.size(b[1]))
+    _, labels, weights = max(batches, key=lambda batch: tf.size(batch[1]))
     logits = tf.random.stateless_normal(
         tuple(labels.shape) + (run.target_tokenizer.vocabulary_size,), seed=(0, 1))
     objectives = {
@@ -121,42 +98,25 @@ def main():
     values = {system: objective(logits) for system, objective in objectives.items()}
     assert abs(float(values["ours"][0]) - float(values["fused"][0])) < 1e-4, values
     assert abs(float(values["ours"][1]) - float(values["fused"][1])) < 1e-3, values
-
-    def epoch(system):
-        timer = EpochTimer()
-        runs[system].model.fit(batches, steps_per_epoch=args.batches, epochs=1, verbose=0,
-                               callbacks=[timer])
-        return timer.seconds, timer.cpu_seconds
-
-    def objective_ms(system, repeats=20):
-        start = time.perf_counter()
-        for _ in range(repeats):
-            float(objectives[system](logits)[1])
-        return 1000 * (time.perf_counter() - start) / repeats
-
-    for system in SYSTEMS:  # trace every batch shape
-        epoch(system)
-    seconds = dict.fromkeys(SYSTEMS, 0.0)
-    cpu_seconds = dict.fromkeys(SYSTEMS, 0.0)
     milliseconds = dict.fromkeys(SYSTEMS, 0.0)
-    for round_index in range(args.rounds):
+    for _ in range(args.rounds):
         for system in SYSTEMS:
-            elapsed, cpu = epoch(system)
-            seconds[system] += elapsed
-            cpu_seconds[system] += cpu
-            milliseconds[system] += objective_ms(system) / args.rounds
-            print(f"round {round_index} {system}: {target_tokens / elapsed:.0f} tgt tok/s "
-                  f"({elapsed:.1f} s, {cpu:.1f} s of CPU)", flush=True)
+            start = time.perf_counter()
+            for _ in range(20):
+                float(objectives[system](logits)[1])
+            milliseconds[system] += 1000 * (time.perf_counter() - start) / 20 / args.rounds
+
+    totals = alternate(runs, batches, args.batches, target_tokens, args.rounds)
     steps = args.rounds * args.batches
-    tokens_s = {s: round(args.rounds * target_tokens / t, 1) for s, t in seconds.items()}
+    tokens_s = {s: round(args.rounds * target_tokens / totals[s][0], 1) for s in SYSTEMS}
     print(json.dumps({
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "ours_tgt_tok_s": tokens_s["ours"],
         "fused_tgt_tok_s": tokens_s["fused"],
         "speedup": round(tokens_s["ours"] / tokens_s["fused"], 3),
         # CPU time (all threads) per step: less moved than wall time by other tenants' load.
-        "ours_cpu_ms_per_step": round(1000 * cpu_seconds["ours"] / steps, 1),
-        "fused_cpu_ms_per_step": round(1000 * cpu_seconds["fused"] / steps, 1),
+        "ours_cpu_ms_per_step": round(1000 * totals["ours"][1] / steps, 1),
+        "fused_cpu_ms_per_step": round(1000 * totals["fused"][1] / steps, 1),
         "objective_shape": list(logits.shape),
         "ours_objective_ms": round(milliseconds["ours"], 2),
         "fused_objective_ms": round(milliseconds["fused"], 2),
