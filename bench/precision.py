@@ -9,7 +9,6 @@ shape (bench/recipe_steps.py). Ends with one JSON line: target tokens/s per poli
     python bench/precision.py
 """
 
-import argparse
 import json
 import os
 import platform
@@ -17,18 +16,14 @@ import platform
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from recipe_steps import alternate, cached_batches, recipe_runs  # noqa: E402
+from recipe_steps import alternate, cached_batches, parse_args, recipe_runs  # noqa: E402
 from seq2seq.training.precision import cpu_flags, resolve_precision  # noqa: E402
 
 POLICIES = ("float32", "mixed_bfloat16")
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--config", default="recipes/translation/config.yaml")
-    parser.add_argument("--batches", type=int, default=60)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
+    args = parse_args(__doc__)
 
     runs = recipe_runs(args.config, {p: [f"training.precision={p}"] for p in POLICIES})
     # Both runs share the data and the tokenizers.

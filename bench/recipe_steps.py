@@ -4,6 +4,7 @@ alternately on the same cached real batches, each epoch timed by a callback.
 Used by bench/precision.py and bench/training_objective.py.
 """
 
+import argparse
 import tempfile
 import time
 
@@ -12,6 +13,15 @@ import tensorflow as tf
 
 from seq2seq import config as config_lib
 from seq2seq.training import inputs, trainer
+
+
+def parse_args(description):
+    """The options of every such bench: the recipe, the batches per epoch, the rounds."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--config", default="recipes/translation/config.yaml")
+    parser.add_argument("--batches", type=int, default=60)
+    parser.add_argument("--rounds", type=int, default=3)
+    return parser.parse_args()
 
 
 def recipe_runs(config_path, overrides):

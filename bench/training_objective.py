@@ -15,7 +15,6 @@ vocabulary)` of logits) runs the same way. Ends with one JSON line: target token
     python bench/training_objective.py
 """
 
-import argparse
 import json
 import os
 import platform
@@ -27,7 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from recipe_steps import alternate, cached_batches, recipe_runs  # noqa: E402
+from recipe_steps import alternate, cached_batches, parse_args, recipe_runs  # noqa: E402
 from seq2seq.training import trainer  # noqa: E402
 from seq2seq.training.losses import LabelSmoothedCrossEntropy  # noqa: E402
 from seq2seq.training.metrics import TokenAccuracy, TokenCount  # noqa: E402
@@ -73,11 +72,7 @@ def objective_step(loss, accuracy, labels, weights):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--config", default="recipes/translation/config.yaml")
-    parser.add_argument("--batches", type=int, default=60)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
+    args = parse_args(__doc__)
 
     runs = recipe_runs(args.config, {s: ["training.precision=float32"] for s in SYSTEMS})
     compile_fused(runs["fused"])
