@@ -14,8 +14,9 @@ def label_smoothed_cross_entropy(labels, logits, label_smoothing=0.0):
     forward pass keeps. Why not the backend's fused op: on the CPU, TensorFlow's
     `softmax_cross_entropy_with_logits` takes the dense smoothed target (a one-hot, a multiply
     and an add over `(tokens, vocabulary)` first) and ran on one thread, ~50 ms of the
-    recipe's ~360 ms step; this takes ~30 (bench/training_objective.py). Under XLA (JAX, or
-    `jit_compile`) the same few passes fuse.
+    recipe's ~360 ms step; this takes ~30 (bench/training_objective.py). Without smoothing it
+    also beats Keras' sparse cross-entropy (57 against 106 ms, forward and backward, on
+    `(64, 40, 8000)` logits). Under XLA (JAX, or `jit_compile`) the same few passes fuse.
 
     Args:
         labels: integer tensor `(...)`.
