@@ -16,7 +16,8 @@ def encode_pairs(pairs, source_tokenizer, target_tokenizer, max_length, max_sour
     """Tokenizes all pairs in one batched call and drops those longer than `max_length`.
 
     With `max_source_length` (at most `max_length`), longer sources are cut to that many
-    tokens, the end id included, as `Translator` cuts them, and only targets can drop a pair.
+    tokens, the end id included (`Tokenizer.encode_sources`, as `Translator` encodes its
+    inputs), and only targets can drop a pair.
 
     Returns:
         `(source_ids, target_ids, dropped)`: ragged int32 tensors of the kept pairs (source
@@ -29,12 +30,8 @@ def encode_pairs(pairs, source_tokenizer, target_tokenizer, max_length, max_sour
             f"data.max_source_length={max_source_length}; expected 2 to model.max_length="
             f"{max_length} (one token and the end id)."
         )
-    sources = source_tokenizer.tokenize([s for s, _ in pairs])
+    sources = source_tokenizer.encode_sources([s for s, _ in pairs], max_source_length)
     targets = target_tokenizer.tokenize([t for _, t in pairs])
-    if max_source_length is not None:
-        sources = sources[:, : max_source_length - 1]
-    end = tf.fill([sources.nrows(), 1], END_ID)
-    sources = tf.concat([sources, tf.RaggedTensor.from_tensor(end)], axis=1)
     # +1: the start id (target_in) or end id (target_out) each side gains.
     keep = (sources.row_lengths() <= max_length) & (targets.row_lengths() + 1 <= max_length)
     return (

@@ -8,7 +8,6 @@ import tensorflow as tf
 
 from seq2seq.decoding import generate, get_strategy
 from seq2seq.text import sentences
-from seq2seq.text.tokenizer import END_ID
 
 
 class Translator:
@@ -51,9 +50,7 @@ class Translator:
 
     def encode_sources(self, texts):
         """`(batch,)` strings -> `(batch, length)` int32 ids ending with the end id, 0-padded."""
-        ids = self.source_tokenizer.tokenize(texts)[:, : self.max_source_length - 1]
-        end = tf.fill([ids.nrows(), 1], END_ID)
-        return tf.concat([ids, tf.RaggedTensor.from_tensor(end)], axis=1).to_tensor()
+        return self.source_tokenizer.encode_sources(texts, self.max_source_length).to_tensor()
 
     def translate_graph(self, texts, strategy, max_length, length_limit=None):
         """The whole translation as TensorFlow ops.

@@ -94,6 +94,16 @@ class Tokenizer(tf.Module):
             ids = ids.merge_dims(-2, -1)
         return tf.cast(ids, tf.int32)
 
+    def encode_sources(self, texts, max_length=None):
+        """`(batch,)` strings -> ragged int32 ids ending with the end id, as every source enters
+        the encoder (training pairs, `translate()`, the export); cut to `max_length` ids (the
+        end id included) when given."""
+        ids = self.tokenize(texts)
+        if max_length is not None:
+            ids = ids[:, : max_length - 1]
+        end = tf.fill([ids.nrows(), 1], END_ID)
+        return tf.concat([ids, tf.RaggedTensor.from_tensor(end)], axis=1)
+
     def detokenize(self, ids):
         """`(batch, length)` ids (dense or ragged) -> `(batch,)` strings.
 
