@@ -47,7 +47,13 @@ class LinearDecaySchedule(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warmup to `peak_learning_rate`, then linear decay to zero where training ends:
     after `total_steps`, or, with a time budget, when the budget runs out, whichever is first.
 
-    lr(step) = peak * min(step / warmup, 1 - max(step / total_steps, budget_used))
+    lr(step) = peak * min(step / warmup, 1, (1 - used) / decay_fraction),
+    used = max(step / total_steps, budget_used)
+
+    With `decay_fraction` 1 the rate falls from the end of the warmup on; with a smaller one it
+    stays at the peak and falls over the last `decay_fraction` of training only
+    (warmup-stable-decay, Hägele et al., "Scaling Laws and Compute-Optimal Training Beyond Fixed
+    Training Durations", 2024), which keeps the rate high while the model is far from converged.
 
     `budget_used` is the fraction of the time budget spent, a variable the trainer's
     `BudgetClock` callback advances; without one (no time budget, or a schedule rebuilt from
@@ -57,11 +63,15 @@ class LinearDecaySchedule(keras.optimizers.schedules.LearningRateSchedule):
     a third of its peak when a 10-minute CPU run stops.
     """
 
-    def __init__(self, peak_learning_rate, warmup_steps, total_steps, budget_used=None):
+    def __init__(self, peak_learning_rate, warmup_steps, total_steps, budget_used=None,
+                 decay_fraction=1.0):
+        if not 0.0 < decay_fraction <= 1.0:
+            raise ValueError(f"decay_fraction must be in (0, 1]; received {decay_fraction}.")
         self.peak_learning_rate = peak_learning_rate
         self.warmup_steps = warmup_steps
         self.total_steps = total_steps
         self.budget_used = budget_used
+        self.decay_fraction = decay_fraction
 
     def __call__(self, step):
         step = ops.cast(step, "float32") + 1.0
@@ -69,12 +79,13 @@ class LinearDecaySchedule(keras.optimizers.schedules.LearningRateSchedule):
         if self.budget_used is not None:
             used = ops.maximum(used, ops.cast(self.budget_used, "float32"))
         warmup = step / float(max(self.warmup_steps, 1))
-        return self.peak_learning_rate * ops.maximum(ops.minimum(warmup, 1.0 - used), 0.0)
+        decay = (1.0 - used) / self.decay_fraction
+        return self.peak_learning_rate * ops.clip(ops.minimum(warmup, decay), 0.0, 1.0)
 
     def get_config(self):
         # budget_used is the state of one run, not a setting: it is not serialized.
         return {"peak_learning_rate": self.peak_learning_rate, "warmup_steps": self.warmup_steps,
-                "total_steps": self.total_steps}
+                "total_steps": self.total_steps, "decay_fraction": self.decay_fraction}
 
 
 def _cosine(peak, warmup, total):
@@ -89,16 +100,19 @@ def _cosine(peak, warmup, total):
 
 
 SCHEDULES = {
-    "inverse_sqrt": lambda peak, warmup, total, budget: InverseSqrtSchedule(peak, warmup),
+    "inverse_sqrt": lambda peak, warmup, total, budget, decay: InverseSqrtSchedule(peak, warmup),
     "linear": LinearDecaySchedule,
-    "cosine": lambda peak, warmup, total, budget: _cosine(peak, warmup, total),
-    "constant": lambda peak, warmup, total, budget: WarmupConstantSchedule(peak, warmup),
+    "cosine": lambda peak, warmup, total, budget, decay: _cosine(peak, warmup, total),
+    "constant": lambda peak, warmup, total, budget, decay: WarmupConstantSchedule(peak, warmup),
 }
 
 
-def get_schedule(name, peak_learning_rate, warmup_steps, total_steps, budget_used=None):
+def get_schedule(name, peak_learning_rate, warmup_steps, total_steps, budget_used=None,
+                 decay_fraction=1.0):
     """The schedule `name`; `budget_used` (a variable, the fraction of the time budget spent)
-    is read by the schedules that end with the budget ("linear")."""
+    and `decay_fraction` are read by the schedule that ends with the budget ("linear")."""
     if name not in SCHEDULES:
         raise ValueError(f"Unknown schedule {name!r}; expected one of {', '.join(SCHEDULES)}.")
-    return SCHEDULES[name](peak_learning_rate, warmup_steps, total_steps, budget_used)
+    return SCHEDULES[name](
+        peak_learning_rate, warmup_steps, total_steps, budget_used, decay_fraction
+    )

@@ -60,7 +60,7 @@ def build_optimizer(training, budget_used=None):
     # Without a time budget nothing advances `budget_used`: it stays 0 and the steps decide.
     schedule = get_schedule(
         training.schedule, training.learning_rate, training.warmup_steps, training.steps,
-        budget_used=budget_used,
+        budget_used=budget_used, decay_fraction=training.decay_fraction,
     )
     options = dict(
         learning_rate=schedule,

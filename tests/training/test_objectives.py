@@ -47,8 +47,24 @@ def test_linear_schedule_decays_to_zero_at_the_last_step_or_with_the_budget():
     # The budget is the state of one run, not part of the serialized schedule.
     restored = type(linear).from_config(linear.get_config())
     assert restored.get_config() == {"peak_learning_rate": 1e-3, "warmup_steps": 10,
-                                     "total_steps": 100}
+                                     "total_steps": 100, "decay_fraction": 1.0}
     assert float(restored(49)) == pytest.approx(1e-3 * 0.5)
+
+
+def test_linear_schedule_with_a_decay_fraction_holds_the_peak_then_decays_to_zero():
+    budget_used = keras.Variable(0.0, trainable=False)
+    wsd = get_schedule("linear", 1e-3, 10, 100, budget_used=budget_used, decay_fraction=0.2)
+    # lr = peak * min(step / warmup, 1, (1 - used) / 0.2), step 1-based.
+    assert float(wsd(4)) == pytest.approx(1e-3 * 5 / 10)  # warmup
+    assert float(wsd(9)) == pytest.approx(1e-3)
+    assert float(wsd(79)) == pytest.approx(1e-3)  # stable until the last 20%
+    assert float(wsd(89)) == pytest.approx(1e-3 * 0.5)  # halfway through the decay
+    assert float(wsd(99)) == 0.0
+    budget_used.assign(0.95)  # the time budget decides where the decay is
+    assert float(wsd(19)) == pytest.approx(1e-3 * 0.25)
+    assert type(wsd).from_config(wsd.get_config()).decay_fraction == 0.2
+    with pytest.raises(ValueError, match=r"decay_fraction must be in \(0, 1\]; received 0"):
+        get_schedule("linear", 1e-3, 10, 100, decay_fraction=0)
 
 
 def test_label_smoothed_loss_equals_the_formula_over_real_tokens():
