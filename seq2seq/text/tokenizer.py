@@ -11,9 +11,11 @@ a graph, and the export must contain TensorFlow and tensorflow-text ops only.
 Every tokenizer has the same special ids: pad 0, start 1, end 2, unknown 3.
 """
 
+import collections
 import io
 import json
 import pathlib
+import unicodedata
 
 import keras_hub
 import sentencepiece as spm
@@ -150,6 +152,32 @@ class Tokenizer(tf.Module):
         return cls("wordpiece", path.read_text("utf-8").splitlines())
 
 
+def characters_kept_from_normalization(texts, min_share=1e-4):
+    """Characters of `texts` that NFKC would rewrite, kept as they are when frequent.
+
+    SentencePiece normalizes text with NFKC before learning or applying its vocabulary, so a
+    model can never write a character NFKC rewrites. Where the data uses one often, that costs
+    matches against every reference that has it: LibreOffice's German help writes menu entries
+    as "Neu…" (U+2026), which NFKC turns into "Neu...": one in 1,500 characters of its training
+    targets (mapping a trained model's "..." back to "…" gave +0.3 test BLEU). Such characters,
+    made user-defined symbols, pass through SentencePiece's normalizer unchanged.
+
+    Returns the characters (no whitespace or control characters, which normalization should
+    still unify) that NFKC changes and that make up at least `min_share` of all characters.
+    """
+    counts = collections.Counter()
+    for text in texts:
+        counts.update(text)
+    total = sum(counts.values())
+    return sorted(
+        char for char, count in counts.items()
+        if count >= min_share * total
+        and unicodedata.normalize("NFKC", char) != char
+        and not char.isspace()
+        and not unicodedata.category(char).startswith("C")
+    )
+
+
 def train_tokenizer(
     texts,
     kind="sentencepiece",
@@ -190,6 +218,7 @@ def train_tokenizer(
             model_type=model_type,
             character_coverage=character_coverage,
             normalization_rule_name="nmt_nfkc",
+            user_defined_symbols=characters_kept_from_normalization(texts),
             pad_id=PAD_ID,
             bos_id=START_ID,
             eos_id=END_ID,
