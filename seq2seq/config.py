@@ -68,7 +68,7 @@ class TrainingConfig:
     learning_rate: float = 1e-3  # peak learning rate
     schedule: str = "inverse_sqrt"  # inverse_sqrt, linear (to 0 at the end), cosine, constant
     warmup_steps: int = 400  # linear warmup steps
-    decay_fraction: float = 1.0  # linear: decay over this last fraction of training (0.2: WSD)
+    decay_fraction: float = 1.0  # linear only: decay over this last fraction (0.2: WSD)
     weight_decay: float = 0.0  # AdamW decoupled weight decay
     beta_2: float = 0.98  # Adam beta_2
     label_smoothing: float = 0.1  # label smoothing of the cross-entropy

@@ -110,15 +110,10 @@ SCHEDULES = {
 def get_schedule(name, peak_learning_rate, warmup_steps, total_steps, budget_used=None,
                  decay_fraction=1.0):
     """The schedule `name`; `budget_used` (a variable, the fraction of the time budget spent)
-    and `decay_fraction` are read by the schedule that ends with the budget ("linear")."""
+    and `decay_fraction` are read by the schedule that ends with the budget ("linear"); the
+    others ignore them, so that a config can switch schedules with one override."""
     if name not in SCHEDULES:
         raise ValueError(f"Unknown schedule {name!r}; expected one of {', '.join(SCHEDULES)}.")
-    if decay_fraction != 1.0 and name != "linear":
-        raise ValueError(
-            f"training.decay_fraction={decay_fraction} with training.schedule={name!r}: only "
-            "the linear schedule decays over a fraction of training; expected schedule linear "
-            "or decay_fraction 1.0."
-        )
     return SCHEDULES[name](
         peak_learning_rate, warmup_steps, total_steps, budget_used, decay_fraction
     )
