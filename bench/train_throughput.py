@@ -32,7 +32,9 @@ import keras  # noqa: E402
 import keras_hub  # noqa: E402
 import numpy as np  # noqa: E402
 
+from seq2seq.config import TrainingConfig  # noqa: E402
 from seq2seq.models import SIZES, Transformer  # noqa: E402
+from seq2seq.training.trainer import build_optimizer  # noqa: E402
 from seq2seq.training.losses import LabelSmoothedCrossEntropy  # noqa: E402
 
 
@@ -80,12 +82,13 @@ def compile_keras(model, jit, from_logits):
 
 
 def compile_toolkit(model, jit):
-    """The toolkit's training step on the same math: its fused Adam (TensorFlow backend) and
-    its written-out cross-entropy (smoothing 0), as `seq2seq.training.trainer` compiles."""
+    """The toolkit's training step on the same math: the trainer's optimizer (its fused Adam on
+    the TensorFlow backend; constant rate, no clipping) and its written-out cross-entropy
+    (smoothing 0). No metrics, as on the peer's side."""
     if keras.backend.backend() == "tensorflow":
-        from seq2seq.training.optimizers import FusedAdam
-
-        optimizer = FusedAdam(1e-4)
+        training = TrainingConfig(learning_rate=1e-4, schedule="constant", warmup_steps=0,
+                                  clip_norm=None)
+        optimizer = build_optimizer(training)
     else:  # the fused kernel is TensorFlow's
         optimizer = keras.optimizers.Adam(1e-4)
     model.compile(optimizer=optimizer, loss=LabelSmoothedCrossEntropy(0.0), jit_compile=jit)
