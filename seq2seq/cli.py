@@ -56,7 +56,7 @@ def _evaluate(args):
 
 def _translate(args):
     run = _open_run(args)
-    run.checkpoints.restore(run.checkpoints.best_manager.latest_checkpoint)
+    run.restore_final()
     source = open(args.input, encoding="utf-8") if args.input else sys.stdin
     output = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     batch = []
@@ -80,7 +80,7 @@ def _export(args):
     from seq2seq.training import inputs
 
     run = _open_run(args)
-    run.checkpoints.restore(run.checkpoints.best_manager.latest_checkpoint)
+    run.restore_final()
     warmup = [source for source, _ in inputs.load_split(run.config.data, "valid")[:3]]
     path = export_translator(run.translator, run.config.decoding, args.out_dir,
                              version=run.config.export.version, warmup_texts=warmup,

@@ -82,6 +82,9 @@ class TrainingConfig:
     init_checkpoint: Optional[str] = None  # fine-tune: weights to start from (run dir)
     freeze_encoder: bool = False  # fine-tune with the encoder frozen
     average_checkpoints: int = 1  # average the last N checkpoints for the final model
+    # The weights tested, exported and decoded: best (by validation) or last (a schedule
+    # that anneals to the end); average_checkpoints > 1 takes the mean of the last N instead.
+    final_checkpoint: str = "best"
     seed: int = 1234  # initialisation seed
     strategy: str = "default"  # default, mirrored, multi_worker, tpu
 

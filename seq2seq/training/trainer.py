@@ -94,6 +94,11 @@ class Run:
                 f"decoding.split_sentences=true with data.task={config.data.task!r}: a summary "
                 "is of the whole source; expected decoding.split_sentences=false."
             )
+        if config.training.final_checkpoint not in ("best", "last"):
+            raise ValueError(
+                f"training.final_checkpoint={config.training.final_checkpoint!r}; expected best "
+                "or last."
+            )
         self.config = config
         self.run_dir = pathlib.Path(run_dir)
         self.print = print_fn
@@ -132,6 +137,21 @@ class Run:
             max_length=config.decoding.max_length or config.model.max_length,
             split_sentences=config.decoding.split_sentences,
         )
+
+    def restore_final(self):
+        """Loads the weights the run stands for: the mean of the last
+        `training.average_checkpoints` checkpoints when that is over 1, else the best
+        checkpoint or the last one (`training.final_checkpoint`; the last where no validation
+        chose a best). The test metrics of `train`, its export, and the `evaluate`,
+        `translate` and `export` commands all use these."""
+        training = self.config.training
+        best = self.checkpoints.best_manager.latest_checkpoint
+        if training.average_checkpoints > 1:
+            self.checkpoints.average_last(training.average_checkpoints)
+        elif training.final_checkpoint == "best" and best:
+            self.checkpoints.restore(best)
+        else:
+            self.checkpoints.restore()
 
     def decode(self, sources):
         decoding = self.config.decoding
@@ -266,15 +286,11 @@ def _budget_used_at(history_path, step):
     return min(max(used, 0.0), 1.0)
 
 
-def evaluate(run, split="test", restore="best"):
-    """Decodes a split with the configured search and returns its metrics (and examples)."""
+def evaluate(run, split="test"):
+    """Decodes a split with the run's final weights (`Run.restore_final`) and the configured
+    search; returns its metrics (and examples)."""
     config = run.config
-    if restore == "best" and run.checkpoints.best_manager.latest_checkpoint:
-        run.checkpoints.restore(run.checkpoints.best_manager.latest_checkpoint)
-    elif restore == "average" and config.training.average_checkpoints > 1:
-        run.checkpoints.average_last(config.training.average_checkpoints)
-    else:
-        run.checkpoints.restore()
+    run.restore_final()
     pairs = inputs.load_split(config.data, split)
     sources, references = [s for s, _ in pairs], [t for _, t in pairs]
     hypotheses = run.decode(sources)
@@ -287,8 +303,7 @@ def train_and_evaluate(config, run_dir, print_fn=print):
     """Trains, evaluates on the test split, exports; returns the final JSON-able summary."""
     start = time.time()
     run = train(config, run_dir, print_fn)
-    restore = "average" if config.training.average_checkpoints > 1 else "best"
-    scores, examples = evaluate(run, "test", restore=restore)
+    scores, examples = evaluate(run, "test")
     for name, score in scores.items():
         print_fn(f"test {score!r}")
     for source, reference, hypothesis in examples:

@@ -150,6 +150,41 @@ def test_checkpoint_averaging_is_the_mean_of_the_weights(tmp_path):
     np.testing.assert_allclose(np.asarray(model.layers[0].kernel), np.full((2, 1), 3.0))
 
 
+def test_a_reopened_run_loads_the_weights_it_reports(tmp_path, shrunk):
+    # train reports its test metrics and exports with `Run.restore_final`'s weights; the
+    # evaluate, translate and export commands reopen the run and must load the same ones.
+    path = shrunk("translation", tmp_path, **DETERMINISTIC)
+    trained, _ = train(path, tmp_path / "run", "training.average_checkpoints=2")
+    paths = trained.checkpoints.manager.checkpoints
+    assert [p.rsplit("-", 1)[1] for p in paths] == ["3", "6"]
+    weights = []
+    for checkpoint in paths:
+        trained.checkpoints.restore(checkpoint)
+        weights.append([np.asarray(w) for w in trained.model.weights])
+    third, sixth = weights
+    assert not np.allclose(third[0], sixth[0])
+    # Make step 3 the best checkpoint, so that best and last differ.
+    trained.checkpoints.restore(paths[0])
+    trained.checkpoints.best_manager.save(checkpoint_number=3)
+
+    def reopened(*overrides):
+        keras.backend.clear_session()
+        config = config_lib.load(tmp_path / "run" / "config.yaml", list(overrides))
+        run = trainer.Run(config, tmp_path / "run", print_fn=lambda *_: None)
+        run.restore_final()
+        return [np.asarray(w) for w in run.model.weights]
+
+    for value, a, b in zip(reopened(), third, sixth):  # the mean of the last 2
+        np.testing.assert_allclose(value, (a + b) / 2, rtol=1e-6, atol=1e-7)
+    for value, expected in zip(reopened("training.average_checkpoints=1"), third):
+        np.testing.assert_array_equal(value, expected)  # final_checkpoint: best (the default)
+    last = reopened("training.average_checkpoints=1", "training.final_checkpoint=last")
+    for value, expected in zip(last, sixth):
+        np.testing.assert_array_equal(value, expected)
+    with pytest.raises(ValueError, match="training.final_checkpoint='final'; expected best or"):
+        reopened("training.final_checkpoint=final")
+
+
 def test_fine_tuning_with_a_frozen_encoder(tmp_path, shrunk):
     path = shrunk("translation", tmp_path, **DETERMINISTIC)
     base, _ = train(path, tmp_path / "base", "training.steps=3", "training.eval_every=3",
