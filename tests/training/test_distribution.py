@@ -69,9 +69,9 @@ def test_multi_worker_refuses_a_time_budget_before_any_work(tmp_path):
     from seq2seq import config as config_lib
     from seq2seq.training import trainer
 
-    config = config_lib.load(ROOT / "recipes" / "translation" / "config.yaml",
-                             ["training.strategy=multi_worker"])
-    with pytest.raises(ValueError, match="time_budget_minutes=10.5 with training.strategy="
+    overrides = ["training.strategy=multi_worker", "training.time_budget_minutes=9.5"]
+    config = config_lib.load(ROOT / "recipes" / "translation" / "config.yaml", overrides)
+    with pytest.raises(ValueError, match="time_budget_minutes=9.5 with training.strategy="
                        "'multi_worker': workers must stop at the same step"):
         trainer.train(config, tmp_path / "run")
     assert not (tmp_path / "run").exists()

@@ -176,8 +176,9 @@ def test_a_reopened_run_loads_the_weights_it_reports(tmp_path, shrunk):
 
     for value, a, b in zip(reopened(), third, sixth):  # the mean of the last 2
         np.testing.assert_allclose(value, (a + b) / 2, rtol=1e-6, atol=1e-7)
-    for value, expected in zip(reopened("training.average_checkpoints=1"), third):
-        np.testing.assert_array_equal(value, expected)  # final_checkpoint: best (the default)
+    best = reopened("training.average_checkpoints=1", "training.final_checkpoint=best")
+    for value, expected in zip(best, third):
+        np.testing.assert_array_equal(value, expected)
     last = reopened("training.average_checkpoints=1", "training.final_checkpoint=last")
     for value, expected in zip(last, sixth):
         np.testing.assert_array_equal(value, expected)
