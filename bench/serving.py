@@ -53,7 +53,7 @@ def trained_translator(run_dir):
     from seq2seq.training.trainer import Run
 
     run = Run(_load_run_config(run_dir, []), run_dir)
-    run.checkpoints.restore(run.checkpoints.best_manager.latest_checkpoint)
+    run.restore_final()  # the weights the run reports and exports
     return run.translator, inputs.load_split(run.config.data, "test")
 
 
