@@ -41,6 +41,9 @@ def main():
     parser.add_argument("--steps-per-execution", type=int, default=10)
     parser.add_argument("--executions", type=int, default=6, help="timed compiled calls")
     parser.add_argument("--datasheet-tflops", type=float, default=None)
+    parser.add_argument("--profile", default=None, metavar="DIR",
+                        help="after timing, trace one compiled call into DIR (JAX backend: also "
+                             "a perfetto_trace.json.gz that bench/profile_breakdown.py reads)")
     args = parser.parse_args()
 
     keras.config.set_dtype_policy(args.policy)
@@ -71,6 +74,8 @@ def main():
 
     run(args.steps_per_execution)  # compile and warm up
     seconds = run(steps)
+    if args.profile:
+        trace(lambda: run(args.steps_per_execution), args.profile)
     tok_s = steps * args.batch * args.length / seconds
     flops = flops_per_target_token(args.size, args.vocabulary, args.length, args.length)
     peak = measured_peak_flops("bfloat16" if "bfloat16" in args.policy else "float32")
@@ -87,6 +92,21 @@ def main():
         "mfu_datasheet": (round(tok_s * flops / (args.datasheet_tflops * 1e12), 4)
                           if args.datasheet_tflops else None),
     }))
+
+
+def trace(function, directory):
+    """Runs `function` under the active backend's profiler, writing the trace to `directory`."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        with jax.profiler.trace(directory, create_perfetto_trace=True):
+            function()
+    else:
+        import tensorflow as tf
+
+        tf.profiler.experimental.start(directory)
+        function()
+        tf.profiler.experimental.stop()
 
 
 if __name__ == "__main__":

@@ -34,7 +34,6 @@ import numpy as np  # noqa: E402
 
 from seq2seq.config import TrainingConfig  # noqa: E402
 from seq2seq.models import SIZES, Transformer  # noqa: E402
-from seq2seq.training.trainer import build_optimizer  # noqa: E402
 from seq2seq.training.losses import LabelSmoothedCrossEntropy  # noqa: E402
 
 
@@ -86,6 +85,9 @@ def compile_toolkit(model, jit):
     the TensorFlow backend; constant rate, no clipping) and its written-out cross-entropy
     (smoothing 0). No metrics, as on the peer's side."""
     if keras.backend.backend() == "tensorflow":
+        # Imported here: the trainer needs TensorFlow, which the JAX-backend runs lack.
+        from seq2seq.training.trainer import build_optimizer
+
         training = TrainingConfig(learning_rate=1e-4, schedule="constant", warmup_steps=0,
                                   clip_norm=None)
         optimizer = build_optimizer(training)
