@@ -34,22 +34,28 @@ def get_distribution_strategy(name):
 
 
 def prepare_model(model, strategy):
-    """Makes `model.fit` work under `strategy`; a no-op except under MultiWorkerMirroredStrategy.
+    """Makes `model.fit` work under `strategy`; a no-op on the default (one-device) strategy.
 
-    Keras 3's TensorFlow trainer fails under MultiWorkerMirroredStrategy
-    (keras-team/keras#20585) in two places, both calls of `strategy.reduce` that
-    CollectiveAllReduceStrategy rejects:
-    - before the first step, `fit` reduces a whole (nested) data batch to build the model
-      symbolically; collective reduce takes a single tensor, not a structure. Building needs
-      only shapes, so this model builds from the first local replica's batch instead.
-    - after every step, the logs are reduced with `reduce("MEAN", value, axis=0)`, which
-      fails on scalars; this model's `train_step` returns its logs as 1-element vectors, and
-      the mean over axis 0 across workers gives back the scalars Keras expects.
-    Both patches are on this model instance only, and can go once Keras fixes the bug.
+    Keras 3's TensorFlow trainer, before the first step, reduces the whole first data batch
+    across replicas with `strategy.reduce("MEAN", ...)` only to learn its shapes and build the
+    model symbolically. That fails in two cases:
+    - MirroredStrategy (and TPUStrategy) split a global batch whose example count does not
+      divide by the replica count unevenly (a batch of one example on two replicas gives them
+      shapes [1, T] and [0, T]), and the mean of tensors of unequal shapes is an error; with
+      token-budget batches such counts are common.
+    - MultiWorkerMirroredStrategy's collective reduce takes a single tensor, not a structure
+      (keras-team/keras#20585).
+    Building needs only shapes, so this model builds from the first local replica's batch
+    instead. The second part of keras-team/keras#20585, multi-worker only: after every step
+    the logs are reduced with `reduce("MEAN", value, axis=0)`, which fails on scalars; this
+    model's `train_step` then returns its logs as 1-element vectors, and the mean over axis 0
+    across workers gives back the scalars Keras expects.
+    The patches are on this model instance only, and can go once Keras fixes the bugs.
     """
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    distributed = (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy,
+                   tf.distribute.TPUStrategy)
+    if not isinstance(strategy, distributed):
         return model
-    train_step = model.train_step
 
     def first_local_value(value):
         if isinstance(value, tf.distribute.DistributedValues):
@@ -64,9 +70,12 @@ def prepare_model(model, strategy):
         with self.distribute_strategy.scope():
             self._symbolic_build(data_batch=data_batch)
 
-    def train_step_with_vector_logs(self, data):
-        return {name: tf.reshape(value, [1]) for name, value in train_step(data).items()}
-
-    model.train_step = types.MethodType(train_step_with_vector_logs, model)
     model._maybe_symbolic_build = types.MethodType(symbolic_build_from_local_batch, model)
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        train_step = model.train_step
+
+        def train_step_with_vector_logs(self, data):
+            return {name: tf.reshape(value, [1]) for name, value in train_step(data).items()}
+
+        model.train_step = types.MethodType(train_step_with_vector_logs, model)
     return model

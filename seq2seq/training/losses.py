@@ -62,6 +62,11 @@ class LabelSmoothedCrossEntropy(keras.losses.Loss):
 
     Keras' `SparseCategoricalCrossentropy` has no label smoothing. Padding is excluded through
     `sample_weight`; the default reduction is the mean over real (weighted) target tokens.
+    Under a tf.distribute strategy with several replicas it is the mean over the tokens of the
+    whole global batch: each replica divides its weighted sum by the token count summed over
+    all replicas. Keras' own reduction takes the mean over each replica's tokens and then
+    averages the replicas, which weighs a replica's tokens by how many it holds, and halves the
+    gradient when a batch of one example leaves the other of two replicas empty.
 
     Args:
         label_smoothing: e in [0, 1).
@@ -79,8 +84,30 @@ class LabelSmoothedCrossEntropy(keras.losses.Loss):
             raise ValueError(f"label_smoothing={label_smoothing}; expected 0 <= value < 1.")
         self.label_smoothing = label_smoothing
 
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        replicas = _replica_context()
+        if replicas is None or sample_weight is None or self.reduction != "mean_with_sample_weight":
+            return super().__call__(y_true, y_pred, sample_weight)
+        weight = ops.cast(sample_weight, "float32")
+        tokens = replicas.all_reduce("SUM", ops.sum(weight))
+        # Not scaled by 1 / replicas as Keras scales its means: the replicas' gradients are
+        # summed, and these sums over their tokens add up to the global mean.
+        return ops.divide_no_nan(ops.sum(self.call(y_true, y_pred) * weight), tokens)
+
     def call(self, y_true, y_pred):
         return label_smoothed_cross_entropy(y_true, y_pred, self.label_smoothing)
 
     def get_config(self):
         return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+
+def _replica_context():
+    """The tf.distribute replica context when training runs on several replicas, else None."""
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf  # only on this backend: the JAX benches have no TensorFlow
+
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return None
+    return context

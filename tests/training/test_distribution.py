@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.training.conftest import shrink
+
 WORKER = Path(__file__).with_name("distributed_worker.py")
 ROOT = Path(__file__).parents[2]
 SETTINGS = dict(
@@ -46,8 +48,6 @@ def free_ports(count):
 
 @pytest.fixture(scope="module")
 def single_device(tmp_path_factory, request):
-    from tests.training.conftest import shrink
-
     tmp = tmp_path_factory.mktemp("single")
     config = shrink("translation", tmp, **SETTINGS)
     result = finish(launch(config, tmp / "run", "default", 1, tmp / "out.json"), tmp / "out.json")
@@ -59,10 +59,28 @@ def test_mirrored_strategy_on_two_logical_cpus_matches_one_device(tmp_path, sing
     mirrored = finish(launch(config, tmp_path / "run", "mirrored", 2, tmp_path / "out.json"),
                       tmp_path / "out.json")
     assert mirrored["replicas"] == 2
-    # The same global batches, split over two replicas: the same training, up to how the
-    # per-replica token means combine.
+    # The same global batches, split over two replicas: the same training. The logged loss is
+    # Keras' running mean over the steps, which weighs each step by the examples each replica
+    # got, so it agrees only roughly.
     np.testing.assert_allclose(mirrored["losses"], single["losses"], rtol=2e-2)
     np.testing.assert_allclose(mirrored["weight_sum"], single["weight_sum"], rtol=1e-3)
+
+
+def test_mirrored_strategy_with_one_example_batches_leaves_a_replica_empty_and_matches(tmp_path):
+    # Batches of one example on two replicas: every step, the second replica gets none.
+    # Keras' build reduction failed on the first such batch ([1, T] and [0, T] do not add),
+    # and its loss (the mean of the replicas' token means) halved the loss and the gradient;
+    # the loss is the mean over the global batch's tokens.
+    settings = {**SETTINGS, "data": {"batch_size": 1, "batch_tokens": None}}
+    config = shrink("translation", tmp_path, **settings)
+    single = finish(launch(config, tmp_path / "single", "default", 1, tmp_path / "single.json"),
+                    tmp_path / "single.json")
+    mirrored = finish(launch(config, tmp_path / "run", "mirrored", 2, tmp_path / "out.json"),
+                      tmp_path / "out.json")
+    assert mirrored["replicas"] == 2
+    np.testing.assert_allclose(mirrored["losses"], single["losses"], rtol=1e-4)
+    np.testing.assert_allclose(mirrored["first_kernel"], single["first_kernel"], atol=1e-5)
+    np.testing.assert_allclose(mirrored["weight_sum"], single["weight_sum"], rtol=1e-5)
 
 
 def test_multi_worker_refuses_a_time_budget_before_any_work(tmp_path):
@@ -78,8 +96,6 @@ def test_multi_worker_refuses_a_time_budget_before_any_work(tmp_path):
 
 
 def test_two_worker_cluster_trains_in_lockstep_and_matches_one_device(tmp_path):
-    from tests.training.conftest import shrink
-
     # Multi-worker batches have static shapes; so has this single-device reference.
     settings = {**SETTINGS, "data": {"static_shapes": True, "batch_tokens": 480}}
     config = shrink("translation", tmp_path, **settings)
