@@ -34,13 +34,14 @@ def get_distribution_strategy(name):
 
 
 def prepare_model(model, strategy):
-    """Makes `model.fit` work under `strategy`; a no-op on the default (one-device) strategy.
+    """Makes `model.fit` work under `strategy`; a no-op except under
+    MirroredStrategy and MultiWorkerMirroredStrategy.
 
     Keras 3's TensorFlow trainer, before the first step, reduces the whole first data batch
     across replicas with `strategy.reduce("MEAN", ...)` only to learn its shapes and build the
     model symbolically. That fails in two cases:
-    - MirroredStrategy (and TPUStrategy) split a global batch whose example count does not
-      divide by the replica count unevenly (a batch of one example on two replicas gives them
+    - MirroredStrategy splits a global batch whose example count does not divide by the
+      replica count unevenly (a batch of one example on two replicas gives them
       shapes [1, T] and [0, T]), and the mean of tensors of unequal shapes is an error; with
       token-budget batches such counts are common.
     - MultiWorkerMirroredStrategy's collective reduce takes a single tensor, not a structure
@@ -52,9 +53,8 @@ def prepare_model(model, strategy):
     across workers gives back the scalars Keras expects.
     The patches are on this model instance only, and can go once Keras fixes the bugs.
     """
-    distributed = (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy,
-                   tf.distribute.TPUStrategy)
-    if not isinstance(strategy, distributed):
+    if not isinstance(strategy, (tf.distribute.MirroredStrategy,
+                                 tf.distribute.MultiWorkerMirroredStrategy)):
         return model
 
     def first_local_value(value):
