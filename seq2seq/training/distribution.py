@@ -53,8 +53,8 @@ def prepare_model(model, strategy):
     across workers gives back the scalars Keras expects.
     The patches are on this model instance only, and can go once Keras fixes the bugs.
     """
-    if not isinstance(strategy, (tf.distribute.MirroredStrategy,
-                                 tf.distribute.MultiWorkerMirroredStrategy)):
+    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    if not (multi_worker or isinstance(strategy, tf.distribute.MirroredStrategy)):
         return model
 
     def first_local_value(value):
@@ -71,7 +71,7 @@ def prepare_model(model, strategy):
             self._symbolic_build(data_batch=data_batch)
 
     model._maybe_symbolic_build = types.MethodType(symbolic_build_from_local_batch, model)
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    if multi_worker:
         train_step = model.train_step
 
         def train_step_with_vector_logs(self, data):

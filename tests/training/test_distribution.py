@@ -36,6 +36,13 @@ def finish(process, out, timeout=300):
     return json.loads(Path(out).read_text())
 
 
+def train(config, directory, strategy, cpus):
+    """One training process to its end; its results."""
+    directory.mkdir(parents=True, exist_ok=True)
+    out = directory / "out.json"
+    return finish(launch(config, directory / "run", strategy, cpus, out), out)
+
+
 def free_ports(count):
     sockets = [socket.socket() for _ in range(count)]
     for s in sockets:
@@ -50,14 +57,13 @@ def free_ports(count):
 def single_device(tmp_path_factory, request):
     tmp = tmp_path_factory.mktemp("single")
     config = shrink("translation", tmp, **SETTINGS)
-    result = finish(launch(config, tmp / "run", "default", 1, tmp / "out.json"), tmp / "out.json")
+    result = train(config, tmp, "default", 1)
     return config, result
 
 
 def test_mirrored_strategy_on_two_logical_cpus_matches_one_device(tmp_path, single_device):
     config, single = single_device
-    mirrored = finish(launch(config, tmp_path / "run", "mirrored", 2, tmp_path / "out.json"),
-                      tmp_path / "out.json")
+    mirrored = train(config, tmp_path, "mirrored", 2)
     assert mirrored["replicas"] == 2
     # The same global batches, split over two replicas: the same training. The logged loss is
     # Keras' running mean over the steps, which weighs each step by the examples each replica
@@ -73,10 +79,8 @@ def test_mirrored_strategy_with_one_example_batches_leaves_a_replica_empty_and_m
     # the loss is the mean over the global batch's tokens.
     settings = {**SETTINGS, "data": {"batch_size": 1, "batch_tokens": None}}
     config = shrink("translation", tmp_path, **settings)
-    single = finish(launch(config, tmp_path / "single", "default", 1, tmp_path / "single.json"),
-                    tmp_path / "single.json")
-    mirrored = finish(launch(config, tmp_path / "run", "mirrored", 2, tmp_path / "out.json"),
-                      tmp_path / "out.json")
+    single = train(config, tmp_path / "single", "default", 1)
+    mirrored = train(config, tmp_path / "mirrored", "mirrored", 2)
     assert mirrored["replicas"] == 2
     np.testing.assert_allclose(mirrored["losses"], single["losses"], rtol=1e-4)
     np.testing.assert_allclose(mirrored["first_kernel"], single["first_kernel"], atol=1e-5)
@@ -99,8 +103,7 @@ def test_two_worker_cluster_trains_in_lockstep_and_matches_one_device(tmp_path):
     # Multi-worker batches have static shapes; so has this single-device reference.
     settings = {**SETTINGS, "data": {"static_shapes": True, "batch_tokens": 480}}
     config = shrink("translation", tmp_path, **settings)
-    single = finish(launch(config, tmp_path / "single", "default", 1, tmp_path / "single.json"),
-                    tmp_path / "single.json")
+    single = train(config, tmp_path / "single", "default", 1)
     ports = free_ports(2)
     cluster = {"worker": [f"localhost:{port}" for port in ports]}
     processes = []
