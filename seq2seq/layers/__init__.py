@@ -5,12 +5,14 @@ from seq2seq.layers.decoder_layer import DecoderLayer
 from seq2seq.layers.embedding import TokenAndPositionEmbedding
 from seq2seq.layers.encoder_layer import EncoderLayer
 from seq2seq.layers.feed_forward import FeedForward
+from seq2seq.layers.layer_norm import LayerNormalization
 from seq2seq.layers.position_embedding import SinusoidalPositionEmbedding
 
 __all__ = [
     "DecoderLayer",
     "EncoderLayer",
     "FeedForward",
+    "LayerNormalization",
     "MultiHeadAttention",
     "SinusoidalPositionEmbedding",
     "TokenAndPositionEmbedding",

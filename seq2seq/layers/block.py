@@ -4,6 +4,7 @@ import keras
 
 from seq2seq.layers.attention import MultiHeadAttention
 from seq2seq.layers.feed_forward import FeedForward
+from seq2seq.layers.layer_norm import LayerNormalization
 
 
 class TransformerBlock(keras.layers.Layer):
@@ -58,7 +59,7 @@ class TransformerBlock(keras.layers.Layer):
         return hidden_dim // self.num_heads
 
     def _layer_norm(self, name, shape):
-        norm = keras.layers.LayerNormalization(
+        norm = LayerNormalization(
             epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name=name
         )
         norm.build(shape)

@@ -7,6 +7,7 @@ from seq2seq.layers import masking
 from seq2seq.layers.decoder_layer import DecoderLayer
 from seq2seq.layers.embedding import TokenAndPositionEmbedding
 from seq2seq.layers.encoder_layer import EncoderLayer
+from seq2seq.layers.layer_norm import LayerNormalization
 from seq2seq.models.sizes import size_kwargs
 
 
@@ -143,8 +144,8 @@ class Transformer(keras.Model):
         self.encoder_norm = self.decoder_norm = None
         if norm_first:
             norm = dict(epsilon=layer_norm_epsilon, dtype=self.dtype_policy)
-            self.encoder_norm = keras.layers.LayerNormalization(name="encoder_norm", **norm)
-            self.decoder_norm = keras.layers.LayerNormalization(name="decoder_norm", **norm)
+            self.encoder_norm = LayerNormalization(name="encoder_norm", **norm)
+            self.decoder_norm = LayerNormalization(name="decoder_norm", **norm)
 
     @classmethod
     def from_size(cls, size, **kwargs):

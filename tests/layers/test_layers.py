@@ -7,6 +7,7 @@ from seq2seq.layers import (
     DecoderLayer,
     EncoderLayer,
     FeedForward,
+    LayerNormalization,
     MultiHeadAttention,
     TokenAndPositionEmbedding,
 )
@@ -58,6 +59,18 @@ def test_cross_attention():
         expected_output_shape=(BATCH, TARGET, HIDDEN),
         expected_num_trainable_weights=6,
         expected_num_params=ATTENTION_PARAMS,
+    )
+
+
+def test_layer_normalization():
+    run_layer_test(
+        LayerNormalization,
+        dict(epsilon=1e-5),
+        dict(inputs=source_sequence),
+        dict(input_shape=source_sequence.shape),
+        expected_output_shape=(BATCH, SOURCE, HIDDEN),
+        expected_num_trainable_weights=2,
+        expected_num_params=NORM_PARAMS,
     )
 
 
