@@ -9,8 +9,9 @@ from seq2seq.layers import LayerNormalization
 
 
 def _pair(epsilon=1e-5, **kwargs):
-    ours, reference = LayerNormalization(epsilon=epsilon, **kwargs), keras.layers.LayerNormalization(epsilon=epsilon, **kwargs)
-    return ours, reference
+    """Ours and Keras' layer, configured alike."""
+    return (LayerNormalization(epsilon=epsilon, **kwargs),
+            keras.layers.LayerNormalization(epsilon=epsilon, **kwargs))
 
 
 def _with_weights(layer, shape, gamma, beta):
