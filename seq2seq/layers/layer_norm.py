@@ -3,11 +3,12 @@
 Keras' `LayerNormalization` first takes the mean, then the mean of the squared deviations
 from it. Here the variance is computed as E[x^2] - E[x]^2, so both statistics are reductions
 over the input itself. This is Flax's `LayerNorm(use_fast_variance=True)`, its default. The
-result has fewer element-wise passes, forward and backward: XLA fuses the two reductions into
-one, and a TensorFlow graph runs fewer ops. Measured on the "base" training step (H100, JAX
-backend, bf16 + XLA): 96.9 -> 90.5 ms. On a 2-core CPU (TensorFlow backend), one norm's forward
-and backward over (64, 40, 256) took 3.54 -> 2.95 ms in float32 and 4.17 -> 3.68 ms in bfloat16
-(docs/benchmarks.md).
+result has fewer element-wise passes, forward and backward: the two reductions can share one
+pass (XLA can fuse them), and a TensorFlow graph runs fewer ops. Measured on the "base"
+training step (H100, JAX backend, bf16 + XLA): 96.9 -> 89.3 ms. On a 2-core CPU (TensorFlow
+backend), one norm's forward and backward over (64, 40, 256) took 3.54 -> 2.95 ms in float32
+and 4.17 -> 3.68 ms in bfloat16. The translation recipe's mixed_bfloat16 training there ran
+8-10% more target tokens per second (docs/benchmarks.md, docs/results.md).
 
 The price is cancellation when |mean| is large against the spread (float32 keeps about 7
 digits of E[x^2]). The variance is therefore clamped at zero. Transformer activations stay far
@@ -29,7 +30,8 @@ class LayerNormalization(keras.layers.LayerNormalization):
     """
 
     def call(self, inputs):
-        last_axis_only = list(self.axis) in ([-1], [len(inputs.shape) - 1])
+        axes = [self.axis] if isinstance(self.axis, int) else list(self.axis)
+        last_axis_only = axes in ([-1], [len(inputs.shape) - 1])
         if self.rms_scaling or not last_axis_only:
             return super().call(inputs)
         x = ops.cast(inputs, "float32")
