@@ -30,8 +30,8 @@ class LayerNormalization(keras.layers.LayerNormalization):
     """
 
     def call(self, inputs):
-        axes = [self.axis] if isinstance(self.axis, int) else list(self.axis)
-        last_axis_only = axes in ([-1], [len(inputs.shape) - 1])
+        # `build` has made `axis` a sorted list.
+        last_axis_only = self.axis in ([-1], [len(inputs.shape) - 1])
         if self.rms_scaling or not last_axis_only:
             return super().call(inputs)
         x = ops.cast(inputs, "float32")
