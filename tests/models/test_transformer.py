@@ -179,6 +179,34 @@ def test_mixed_precision_fit_step(policy):
         assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
 
 
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16", "mixed_float16"])
+def test_tied_logits_multiply_in_the_compute_dtype_and_come_back_float32(policy):
+    keras.config.set_dtype_policy(policy)
+    keras.utils.set_random_seed(3)
+    model = tiny(source_vocabulary_size=50, share_embeddings=True)
+    logits = model((SOURCE, TARGET))
+    _, hidden, _ = model.decode_with_cache(TARGET, model.init_cache(SOURCE, 8), 0)
+    compute_dtype = model.compute_dtype
+    assert logits.dtype == "float32" and hidden.dtype == compute_dtype
+
+    # The training call's logits at real positions, against the decoder's final states there.
+    logits = np.concatenate(real(logits))
+    states = np.concatenate(real(keras.ops.convert_to_numpy(keras.ops.cast(hidden, "float32"))))
+    table = keras.ops.convert_to_numpy(model.target_embedding.token_embedding.embeddings)
+    in_compute_dtype = keras.ops.matmul(
+        keras.ops.cast(states, compute_dtype), keras.ops.cast(table.T, compute_dtype)
+    )
+    np.testing.assert_array_equal(
+        logits, keras.ops.convert_to_numpy(keras.ops.cast(in_compute_dtype, "float32"))
+    )
+    # Below float32 the product is not the float32 one, only within the inputs' rounding.
+    error = np.abs(logits - states @ table.T).max()
+    if policy == "float32":
+        assert error < 1e-5
+    else:
+        assert 0 < error < 0.05 * np.abs(logits).max()
+
+
 def test_jit_compiled_fit_step_equals_the_eager_graph():
     keras.utils.set_random_seed(7)
     plain = fit_one_step(tiny(), jit_compile=False)
