@@ -76,10 +76,11 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
             hidden_dim,
             tie_weights=tie_output,
             embeddings_initializer=self.embeddings_initializer,
-            # Keras keeps an embedding table out of autocasting, so without this the tied
-            # projection would run in float32 under a mixed policy: the model's largest matmul
-            # (a quarter of the "small" model's training FLOPs at 8000 pieces) at a fraction
-            # of the bfloat16 speed. As in flax's WMT example, it runs in the compute dtype;
+            # Inside a model's call Keras keeps an embedding out of autocasting, so without
+            # this the tied projection would run in float32 under a mixed policy in training
+            # (and in the compute dtype in cached decoding): the model's largest matmul (a
+            # quarter of the "small" model's training FLOPs at 8000 pieces) at a fraction of
+            # the bfloat16 speed. As in flax's WMT example, it runs in the compute dtype;
             # `logits` then casts to float32 for the softmax and the loss.
             reverse_dtype=self.compute_dtype,
             dtype=self.dtype_policy,
