@@ -106,7 +106,8 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         return self.dropout_layer(embeddings, training=training)
 
     def logits(self, hidden):
-        """`(..., hidden_dim)` states -> `(..., vocabulary_size)` float32 logits."""
+        """`(..., hidden_dim)` states -> `(..., vocabulary_size)` float32 logits (the product
+        taken in the compute dtype)."""
         return ops.cast(self.token_embedding(hidden, reverse=True), "float32")
 
     def compute_output_shape(self, token_ids_shape):
