@@ -10,13 +10,19 @@ def label_smoothed_cross_entropy(labels, logits, label_smoothing=0.0):
     That is `(1 - e) * -log p(y) + e * mean_v(-log p(v))`: the smoothed target puts
     `1 - e + e / V` on the label and `e / V` on every entry of the vocabulary (the uniform share
     spread over the whole vocabulary, as in Szegedy et al. and fairseq). The gradient,
-    `softmax(z) - target`, is written out (`ops.custom_gradient`) from the exponentials the
-    forward pass keeps. Why not the backend's fused op: on the CPU, TensorFlow's
+    `softmax(z) - target`, is written out (`ops.custom_gradient`).
+
+    Why not the backend's fused op: on the CPU, TensorFlow's
     `softmax_cross_entropy_with_logits` takes the dense smoothed target (a one-hot, a multiply
-    and an add over `(tokens, vocabulary)` first) and ran on one thread, ~50 ms of the
-    recipe's ~360 ms step; this takes ~30 (bench/training_objective.py). Without smoothing it
-    also beats Keras' sparse cross-entropy (57 against 106 ms, forward and backward, on
-    `(64, 40, 8000)` logits). Under XLA (JAX, or `jit_compile`) the same few passes fuse.
+    and an add over `(tokens, vocabulary)` first) and runs on one thread; its sparse variant
+    (no smoothing) also runs slower than this. The `(tokens, vocabulary)` tensor is the largest
+    of a training step (82 MB for 64 x 40 tokens and 8000 pieces), so what costs is the number
+    of passes over it. Forward: the softmax (one oneDNN kernel on the CPU), whose largest
+    probability, at least 1 / V, gives `log Z = max(z) - log max(p)` without underflow; and
+    two reductions. Backward: `upstream * (p - target)` in one pass, compiled by XLA (on
+    TensorFlow a `jit_compile` function, one fused loop; Keras' JAX backend compiles the whole
+    step anyway) where TensorFlow's element-wise ops would make five passes.
+    `bench/training_objective.py` measures it.
 
     Args:
         labels: integer tensor `(...)`.
@@ -28,15 +34,12 @@ def label_smoothed_cross_entropy(labels, logits, label_smoothing=0.0):
     """
     logits = ops.cast(logits, "float32")
     labels = ops.cast(labels, "int32")
-    vocabulary_size = logits.shape[-1]
     smoothing = float(label_smoothing)
 
     @ops.custom_gradient
     def loss_with_gradient(logits):
-        peak = ops.max(logits, axis=-1, keepdims=True)
-        exp = ops.exp(logits - peak)
-        total = ops.sum(exp, axis=-1, keepdims=True)
-        log_normalizer = ops.squeeze(peak + ops.log(total), -1)
+        probabilities = ops.softmax(logits, axis=-1)
+        log_normalizer = ops.max(logits, axis=-1) - ops.log(ops.max(probabilities, axis=-1))
         label_logit = ops.squeeze(ops.take_along_axis(logits, labels[..., None], axis=-1), -1)
         loss = log_normalizer - (1.0 - smoothing) * label_logit
         if smoothing:
@@ -45,15 +48,34 @@ def label_smoothed_cross_entropy(labels, logits, label_smoothing=0.0):
         def gradient(*args, upstream=None):
             if upstream is None:
                 (upstream,) = args
-            upstream = upstream[..., None]
-            result = exp * (upstream / total)  # softmax, times the incoming gradient
-            if smoothing:
-                result = result - (smoothing / vocabulary_size) * upstream
-            return result - ops.one_hot(labels, vocabulary_size) * ((1.0 - smoothing) * upstream)
+            return _fused_gradient()(probabilities, labels, upstream, smoothing)
 
         return loss, gradient
 
     return loss_with_gradient(logits)
+
+
+def softmax_minus_target(probabilities, labels, upstream, smoothing):
+    """`upstream * (probabilities - smoothed one-hot of labels)`, the loss's gradient."""
+    vocabulary_size = probabilities.shape[-1]
+    entries = ops.arange(vocabulary_size, dtype=labels.dtype)
+    on_label = ops.cast(ops.equal(entries, labels[..., None]), probabilities.dtype)
+    target = on_label * (1.0 - smoothing) + smoothing / vocabulary_size
+    return upstream[..., None] * (probabilities - target)
+
+
+_compiled = {}
+
+
+def _fused_gradient():
+    """`softmax_minus_target` as one XLA loop on TensorFlow (compiled once per shape)."""
+    if keras.backend.backend() != "tensorflow":
+        return softmax_minus_target
+    if "tensorflow" not in _compiled:
+        import tensorflow as tf  # only on this backend: the JAX benches have no TensorFlow
+
+        _compiled["tensorflow"] = tf.function(softmax_minus_target, jit_compile=True)
+    return _compiled["tensorflow"]
 
 
 @keras.saving.register_keras_serializable(package="seq2seq")

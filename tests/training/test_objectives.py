@@ -109,6 +109,24 @@ def test_label_smoothed_loss_gradient_is_softmax_minus_the_smoothed_target(eps, 
     assert np.all(gradient.numpy()[1, 1:] == 0.0)  # padding gets no gradient
 
 
+def test_label_smoothed_loss_is_exact_where_the_label_probability_underflows():
+    # p(label) = e^-300 is 0 in float32 (and in float64): log Z comes from the largest
+    # probability, so the loss is the logit gap, not log(0).
+    logits = np.array([[[150.0, -150.0, 149.0]]], "float32")
+    labels = np.array([[1]])
+    log_normalizer = 150.0 + math.log(1.0 + math.exp(-1.0) + math.exp(-300.0))
+    eps = 0.1
+    expected = log_normalizer - (1 - eps) * -150.0 - eps * logits.mean()
+    with tf.GradientTape() as tape:
+        z = tf.constant(logits)
+        tape.watch(z)
+        loss = LabelSmoothedCrossEntropy(eps)(labels, z)
+    assert float(loss) == pytest.approx(expected, rel=1e-6)
+    softmax = np.exp(logits - log_normalizer)
+    expected_gradient = softmax - ((1 - eps) * np.eye(3)[labels] + eps / 3)
+    np.testing.assert_allclose(tape.gradient(loss, z).numpy(), expected_gradient, atol=1e-6)
+
+
 def test_label_smoothed_loss_of_bfloat16_logits_is_computed_in_float32():
     logits = np.array([[[2.0, 0.5, -1.0, 0.25]]], "float32")
     labels = np.array([[1]])
