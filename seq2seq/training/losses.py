@@ -48,7 +48,7 @@ def label_smoothed_cross_entropy(labels, logits, label_smoothing=0.0):
         def gradient(*args, upstream=None):
             if upstream is None:
                 (upstream,) = args
-            return _fused_gradient()(probabilities, labels, upstream, smoothing)
+            return fused_softmax_minus_target()(probabilities, labels, upstream, smoothing)
 
         return loss, gradient
 
@@ -67,7 +67,7 @@ def softmax_minus_target(probabilities, labels, upstream, smoothing):
 _compiled = {}
 
 
-def _fused_gradient():
+def fused_softmax_minus_target():
     """`softmax_minus_target` as one XLA loop on TensorFlow (compiled once per shape)."""
     if keras.backend.backend() != "tensorflow":
         return softmax_minus_target

@@ -7,7 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from seq2seq.training.losses import LabelSmoothedCrossEntropy
+from seq2seq.training.losses import (
+    LabelSmoothedCrossEntropy,
+    fused_softmax_minus_target,
+    softmax_minus_target,
+)
 from seq2seq.training.metrics import TokenAccuracy, label_has_top_logit
 from seq2seq.training.schedules import InverseSqrtSchedule, get_schedule
 
@@ -107,6 +111,22 @@ def test_label_smoothed_loss_gradient_is_softmax_minus_the_smoothed_target(eps, 
     expected = (softmax - target) * weights[..., None] / weights.sum()
     np.testing.assert_allclose(gradient.numpy(), expected, atol=1e-6)
     assert np.all(gradient.numpy()[1, 1:] == 0.0)  # padding gets no gradient
+
+
+def test_softmax_minus_target_is_the_same_op_by_op_as_xla_compiled():
+    # Op by op is what Keras' JAX backend traces into its compiled step; TensorFlow runs the
+    # XLA-compiled function (one fused loop).
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(2, 3, 7)).astype("float32")
+    probabilities = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    labels = np.array([[6, 0, 3], [1, 1, 5]], "int32")
+    upstream = rng.random((2, 3)).astype("float32")
+    eps = 0.1
+    expected = upstream[..., None] * (probabilities - ((1 - eps) * np.eye(7)[labels] + eps / 7))
+    for function in (softmax_minus_target, fused_softmax_minus_target()):
+        gradient = function(tf.constant(probabilities), tf.constant(labels),
+                            tf.constant(upstream), eps)
+        np.testing.assert_allclose(np.asarray(gradient), expected, atol=1e-7)
 
 
 def test_label_smoothed_loss_is_exact_where_the_label_probability_underflows():
