@@ -1,5 +1,7 @@
 """Label-smoothed cross-entropy over sparse labels, with its gradient written out."""
 
+import functools
+
 import keras
 from keras import ops
 
@@ -39,6 +41,7 @@ def label_smoothed_cross_entropy(labels, logits, label_smoothing=0.0):
     @ops.custom_gradient
     def loss_with_gradient(logits):
         probabilities = ops.softmax(logits, axis=-1)
+        # log Z from the largest probability (>= 1 / V: its log cannot underflow).
         log_normalizer = ops.max(logits, axis=-1) - ops.log(ops.max(probabilities, axis=-1))
         label_logit = ops.squeeze(ops.take_along_axis(logits, labels[..., None], axis=-1), -1)
         loss = log_normalizer - (1.0 - smoothing) * label_logit
@@ -64,18 +67,14 @@ def softmax_minus_target(probabilities, labels, upstream, smoothing):
     return upstream[..., None] * (probabilities - target)
 
 
-_compiled = {}
-
-
+@functools.cache
 def fused_softmax_minus_target():
     """`softmax_minus_target` as one XLA loop on TensorFlow (compiled once per shape)."""
     if keras.backend.backend() != "tensorflow":
         return softmax_minus_target
-    if "tensorflow" not in _compiled:
-        import tensorflow as tf  # only on this backend: the JAX benches have no TensorFlow
+    import tensorflow as tf  # only on this backend: the JAX benches have no TensorFlow
 
-        _compiled["tensorflow"] = tf.function(softmax_minus_target, jit_compile=True)
-    return _compiled["tensorflow"]
+    return tf.function(softmax_minus_target, jit_compile=True)
 
 
 @keras.saving.register_keras_serializable(package="seq2seq")

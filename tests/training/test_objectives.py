@@ -130,8 +130,8 @@ def test_softmax_minus_target_is_the_same_op_by_op_as_xla_compiled():
 
 
 def test_label_smoothed_loss_is_exact_where_the_label_probability_underflows():
-    # p(label) = e^-300 is 0 in float32 (and in float64): log Z comes from the largest
-    # probability, so the loss is the logit gap, not log(0).
+    # p(label) = e^-300 is 0 in float32: log Z comes from the largest probability, so the
+    # loss is the logit gap, not -log(0).
     logits = np.array([[[150.0, -150.0, 149.0]]], "float32")
     labels = np.array([[1]])
     log_normalizer = 150.0 + math.log(1.0 + math.exp(-1.0) + math.exp(-300.0))
