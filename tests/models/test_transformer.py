@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from seq2seq.models import SIZES, Transformer
+from seq2seq.training.losses import LabelSmoothedCrossEntropy
 
 SOURCE = np.array([[5, 6, 7, 8, 9, 10], [11, 12, 13, 0, 0, 0]], dtype="int32")
 TARGET = np.array([[1, 20, 21, 22, 23], [1, 24, 25, 0, 0]], dtype="int32")
@@ -148,14 +149,19 @@ def test_keras_file_round_trip(tmp_path):
     assert restored.get_config() == model.get_config()
 
 
+def next_token_labels():
+    """Labels (TARGET shifted left) and their weights, 0 at padding."""
+    labels = np.concatenate([TARGET[:, 1:], np.zeros((2, 1), "int32")], axis=1)
+    return labels, (labels != 0).astype("float32")
+
+
 def fit_one_step(model, **compile_kwargs):
     model.compile(
         optimizer=keras.optimizers.Adam(1e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         **compile_kwargs,
     )
-    labels = np.concatenate([TARGET[:, 1:], np.zeros((2, 1), "int32")], axis=1)
-    weights = (labels != 0).astype("float32")
+    labels, weights = next_token_labels()
     history = model.fit((SOURCE, TARGET), labels, sample_weight=weights, epochs=1, verbose=0)
     return history.history["loss"][0]
 
@@ -214,6 +220,26 @@ def test_jit_compiled_fit_step_equals_the_eager_graph():
     keras.utils.set_random_seed(7)
     compiled = fit_one_step(tiny(), jit_compile=True)
     assert abs(plain - compiled) < 1e-4
+
+
+def test_steps_with_the_label_smoothed_loss_are_the_same_with_and_without_xla():
+    # The loss's gradient is an XLA function inside the step; under `jit_compile` the whole
+    # step is one XLA computation around it.
+    labels, weights = next_token_labels()
+    results = []
+    for jit_compile in (False, True):
+        keras.utils.set_random_seed(0)
+        model = tiny()
+        model.compile(optimizer=keras.optimizers.SGD(0.5), jit_compile=jit_compile,
+                      loss=LabelSmoothedCrossEntropy(0.1))
+        losses = [float(model.train_on_batch((SOURCE, TARGET), labels, sample_weight=weights))
+                  for _ in range(3)]
+        results.append((losses, [w.numpy() for w in model.trainable_weights]))
+    (graph_losses, graph_weights), (xla_losses, xla_weights) = results
+    assert graph_losses[2] < graph_losses[0]  # it learns
+    np.testing.assert_allclose(xla_losses, graph_losses, rtol=1e-5)
+    for graph, xla in zip(graph_weights, xla_weights):
+        np.testing.assert_allclose(xla, graph, atol=1e-5)
 
 
 @pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])

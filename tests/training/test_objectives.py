@@ -175,28 +175,3 @@ def test_token_accuracy_counts_tokens_whose_label_has_the_largest_logit():
         label_has_top_logit(labels, logits).numpy(),
         keras.metrics.sparse_categorical_accuracy(labels, logits).numpy())
 
-
-def test_a_training_step_is_the_same_with_and_without_xla():
-    # The loss's gradient is an XLA function inside the step; under `jit_compile` the whole
-    # step is one XLA computation around it.
-    from seq2seq.models import Transformer
-
-    source = np.array([[5, 6, 7, 8, 9, 10], [11, 12, 13, 0, 0, 0]], "int32")
-    target = np.array([[1, 20, 21, 22, 23], [1, 24, 25, 0, 0]], "int32")
-    labels = np.concatenate([target[:, 1:], np.zeros((2, 1), "int32")], axis=1)
-    weights = (labels != 0).astype("float32")
-    results = []
-    for jit_compile in (False, True):
-        keras.utils.set_random_seed(0)
-        model = Transformer.from_size("tiny", source_vocabulary_size=40,
-                                      target_vocabulary_size=50, dropout=0.0)
-        model.compile(optimizer=keras.optimizers.SGD(0.5), jit_compile=jit_compile,
-                      loss=LabelSmoothedCrossEntropy(0.1))
-        losses = [float(model.train_on_batch((source, target), labels, sample_weight=weights))
-                  for _ in range(3)]
-        results.append((losses, [w.numpy() for w in model.trainable_weights]))
-    (graph_losses, graph_weights), (xla_losses, xla_weights) = results
-    assert graph_losses[2] < graph_losses[0]  # it learns
-    np.testing.assert_allclose(xla_losses, graph_losses, rtol=1e-5)
-    for graph, xla in zip(graph_weights, xla_weights):
-        np.testing.assert_allclose(xla, graph, atol=1e-5)
