@@ -2,6 +2,7 @@
 
 from seq2seq.layers.attention import MultiHeadAttention
 from seq2seq.layers.decoder_layer import DecoderLayer
+from seq2seq.layers.dropout import Dropout
 from seq2seq.layers.embedding import TokenAndPositionEmbedding
 from seq2seq.layers.encoder_layer import EncoderLayer
 from seq2seq.layers.feed_forward import FeedForward
@@ -10,6 +11,7 @@ from seq2seq.layers.position_embedding import SinusoidalPositionEmbedding
 
 __all__ = [
     "DecoderLayer",
+    "Dropout",
     "EncoderLayer",
     "FeedForward",
     "LayerNormalization",

@@ -15,6 +15,7 @@ import keras
 from keras import ops
 
 from seq2seq.layers import masking
+from seq2seq.layers.dropout import Dropout
 
 
 @keras.saving.register_keras_serializable(package="seq2seq")
@@ -84,7 +85,7 @@ class MultiHeadAttention(keras.layers.Layer):
             self.key_value_dense.build(value_shape or query_shape)
         self.output_dense = keras.layers.Dense(hidden_dim, name="output", **dense)
         self.output_dense.build((*query_shape[:-1], width))
-        self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self.dropout_layer = Dropout(self.dropout, dtype=self.dtype_policy)
 
     def _heads(self, x):
         """`(batch, length, heads * head_dim)` -> `(batch, length, heads, head_dim)`."""

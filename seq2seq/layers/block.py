@@ -3,6 +3,7 @@
 import keras
 
 from seq2seq.layers.attention import MultiHeadAttention
+from seq2seq.layers.dropout import Dropout
 from seq2seq.layers.feed_forward import FeedForward
 from seq2seq.layers.layer_norm import LayerNormalization
 
@@ -91,7 +92,7 @@ class TransformerBlock(keras.layers.Layer):
         )
         self.feed_forward.build(shape)
         self.feed_forward_norm = self._layer_norm("feed_forward_norm", shape)
-        self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self.dropout_layer = Dropout(self.dropout, dtype=self.dtype_policy)
 
     def _residual(self, inputs, norm, function, training):
         """Applies `function` as a residual sublayer; passes through a cache it returns."""

@@ -5,6 +5,7 @@ import math
 import keras
 from keras import ops
 
+from seq2seq.layers.dropout import Dropout
 from seq2seq.layers.position_embedding import POSITION_EMBEDDINGS, make_position_embedding
 
 
@@ -92,7 +93,7 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
             initializer=keras.initializers.RandomNormal(stddev=0.02),
             name="position_embedding",
         )
-        self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.dropout_layer = Dropout(dropout, dtype=self.dtype_policy)
 
     def build(self, token_ids_shape):
         self.token_embedding.build(token_ids_shape)

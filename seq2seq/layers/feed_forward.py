@@ -2,6 +2,8 @@
 
 import keras
 
+from seq2seq.layers.dropout import Dropout
+
 
 @keras.saving.register_keras_serializable(package="seq2seq")
 class FeedForward(keras.layers.Layer):
@@ -45,7 +47,7 @@ class FeedForward(keras.layers.Layer):
         self.intermediate_dense.build(inputs_shape)
         self.output_dense = keras.layers.Dense(inputs_shape[-1], name="output", **dense)
         self.output_dense.build((*inputs_shape[:-1], self.intermediate_dim))
-        self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self.dropout_layer = Dropout(self.dropout, dtype=self.dtype_policy)
 
     def call(self, inputs, training=None):
         hidden = self.dropout_layer(self.intermediate_dense(inputs), training=training)

@@ -1,18 +1,27 @@
-"""Layer normalization with the variance taken in the same pass as the mean.
+"""Layer normalization in fewer passes: a one-pass variance and a written-out gradient.
 
 Keras' `LayerNormalization` first takes the mean, then the mean of the squared deviations
 from it. Here the variance is computed as E[x^2] - E[x]^2, so both statistics are reductions
 over the input itself. This is Flax's `LayerNorm(use_fast_variance=True)`, its default. The
-result has fewer element-wise passes, forward and backward: the two reductions can share one
-pass (XLA can fuse them), and a TensorFlow graph runs fewer ops. Measured on the "base"
-training step (H100, JAX backend, bf16 + XLA): 96.9 -> 89.3 ms. On a 2-core CPU (TensorFlow
-backend), one norm's forward and backward over (64, 40, 256) took 3.54 -> 2.95 ms in float32
-and 4.17 -> 3.68 ms in bfloat16. The translation recipe's mixed_bfloat16 training there ran
-8-10% more target tokens per second (docs/benchmarks.md, docs/results.md).
+result has fewer element-wise passes: the two reductions can share one pass (XLA can fuse
+them), and a TensorFlow graph runs fewer ops. Measured on the "base" training step (H100, JAX
+backend, bf16 + XLA): 96.9 -> 89.3 ms. On a 2-core CPU (TensorFlow backend), one norm's
+forward and backward over (64, 40, 256) took 3.54 -> 2.95 ms in float32 and 4.17 -> 3.68 ms in
+bfloat16.
 
 The price is cancellation when |mean| is large against the spread (float32 keeps about 7
 digits of E[x^2]). The variance is therefore clamped at zero. Transformer activations stay far
 from that regime: the outputs agree with Keras' layer to float32 rounding in the tests.
+
+The gradient is written out (`ops.custom_gradient`) from the normalised input `n` that the
+forward pass keeps: with `g = upstream * gamma`,
+`d inputs = rstd * (g - mean(g) - n * mean(g * n))`, `d gamma = sum(upstream * n)`,
+`d beta = sum(upstream)`. Differentiating the forward ops instead builds about twenty ops
+per norm in a TensorFlow graph (the broadcasts of the means come back as `Tile`s, the
+subtractions as `Neg`s); this is eleven. On the 2-core CPU one norm's forward and backward
+went from 3.07 to 2.68 ms (4.28 to 3.57 ms with one inter-op thread), and the "small" model's
+float32 training step, with 17 norms, ran about 3% more target tokens a second
+(docs/benchmarks.md). Under XLA (JAX, or `jit_compile`) both forms fuse alike.
 """
 
 import keras
@@ -22,8 +31,8 @@ from keras import ops
 @keras.saving.register_keras_serializable(package="seq2seq")
 class LayerNormalization(keras.layers.LayerNormalization):
     """`keras.layers.LayerNormalization` (same arguments, weights and config), with a
-    one-pass variance over the last axis. Any other setup (other axes, `rms_scaling`) runs
-    Keras' own computation.
+    one-pass variance over the last axis and its gradient written out. Any other setup (other
+    axes, `rms_scaling`, no `scale` or no `center`) runs Keras' own computation.
 
     Computes in float32 whatever the input dtype, as Keras does, and returns the layer's
     compute dtype.
@@ -32,15 +41,44 @@ class LayerNormalization(keras.layers.LayerNormalization):
     def call(self, inputs):
         # `build` has made `axis` a sorted list.
         last_axis_only = self.axis in ([-1], [len(inputs.shape) - 1])
-        if self.rms_scaling or not last_axis_only:
+        if self.rms_scaling or not (last_axis_only and self.scale and self.center):
             return super().call(inputs)
-        x = ops.cast(inputs, "float32")
-        mean = ops.mean(x, axis=-1, keepdims=True)
-        variance = ops.maximum(ops.mean(ops.square(x), axis=-1, keepdims=True)
-                               - ops.square(mean), 0.0)
-        outputs = (x - mean) * ops.rsqrt(variance + self.epsilon)
-        if self.scale:
-            outputs = outputs * ops.cast(self.gamma, "float32")
-        if self.center:
-            outputs = outputs + ops.cast(self.beta, "float32")
+        outputs = normalize(
+            ops.cast(inputs, "float32"),
+            ops.cast(self.gamma, "float32"),
+            ops.cast(self.beta, "float32"),
+            self.epsilon,
+        )
         return ops.cast(outputs, self.compute_dtype)
+
+
+def normalize(x, gamma, beta, epsilon):
+    """`gamma * (x - mean) / sqrt(variance + epsilon) + beta` over the last axis of float32
+    `x`, with the gradient of the module docstring."""
+
+    @ops.custom_gradient
+    def forward(x, gamma, beta):
+        mean = ops.mean(x, axis=-1, keepdims=True)
+        variance = ops.maximum(
+            ops.mean(ops.square(x), axis=-1, keepdims=True) - ops.square(mean), 0.0
+        )
+        rstd = ops.rsqrt(variance + epsilon)
+        normalised = (x - mean) * rstd
+
+        def gradient(*args, upstream=None):
+            if upstream is None:  # TensorFlow passes it positionally, JAX by keyword
+                (upstream,) = args
+            outer_axes = tuple(range(len(x.shape) - 1))
+            upstream_normalised = upstream * normalised
+            d_gamma = ops.sum(upstream_normalised, axis=outer_axes)
+            d_beta = ops.sum(upstream, axis=outer_axes)
+            g = upstream * gamma
+            # mean(g * n) = mean(upstream * n * gamma): reuses the product above.
+            mean_g_n = ops.mean(upstream_normalised * gamma, axis=-1, keepdims=True)
+            mean_g = ops.mean(g, axis=-1, keepdims=True)
+            d_x = (g - mean_g - normalised * mean_g_n) * rstd
+            return d_x, d_gamma, d_beta
+
+        return normalised * gamma + beta, gradient
+
+    return forward(x, gamma, beta)

@@ -5,6 +5,7 @@ import pytest
 
 from seq2seq.layers import (
     DecoderLayer,
+    Dropout,
     EncoderLayer,
     FeedForward,
     LayerNormalization,
@@ -59,6 +60,18 @@ def test_cross_attention():
         expected_output_shape=(BATCH, TARGET, HIDDEN),
         expected_num_trainable_weights=6,
         expected_num_params=ATTENTION_PARAMS,
+    )
+
+
+def test_dropout():
+    run_layer_test(
+        Dropout,
+        dict(rate=0.1, seed=1),
+        dict(inputs=source_sequence),
+        dict(input_shape=source_sequence.shape),
+        expected_output_shape=(BATCH, SOURCE, HIDDEN),
+        expected_num_trainable_weights=0,
+        expected_num_params=0,
     )
 
 
