@@ -9,6 +9,15 @@ these small matmuls dominate a step). The fused outputs are split with `ops.spli
 gradient is a cheap concat) rather than sliced (a strided-slice gradient costs ~15% of a CPU
 training step). The cross-attention cache is computed once per source by the same projection
 that training uses (`compute_key_value`).
+
+Keys, values and queries are laid out heads first, `(batch, heads, length, head_dim)`, as is
+the cache: both attention products are then plain batched matmuls over `(batch, heads)`. In
+the `(batch, length, heads, head_dim)` layout of keras-hub, TensorFlow's einsum transposes
+each operand of both products (and of their gradients) on every call; here one transpose
+moves the fused projection's output into place and one moves the attention output back. A
+decoding step no longer transposes the whole cache of every layer: `bench/decode.py` on a
+2-core CPU went from 913 to 1,075 target tokens/s (the training step did not measurably
+change; docs/benchmarks.md).
 """
 
 import keras
@@ -39,7 +48,7 @@ class MultiHeadAttention(keras.layers.Layer):
             (self-attention). Unused when `cache` is given without `cache_update_index`.
         attention_mask: `(batch or 1, query_length, key_length)` bool, True where attention is
             allowed.
-        cache: `(batch, 2, cache_length, num_heads, head_dim)` keys and values. With
+        cache: `(batch, 2, num_heads, cache_length, head_dim)` keys and values. With
             `cache_update_index`, the keys/values of `value` are written into it at that
             position and attention runs over the whole cache (self-attention while decoding);
             without, it is read as is (cross-attention over a precomputed source).
@@ -87,24 +96,34 @@ class MultiHeadAttention(keras.layers.Layer):
         self.output_dense.build((*query_shape[:-1], width))
         self.dropout_layer = Dropout(self.dropout, dtype=self.dtype_policy)
 
-    def _heads(self, x):
-        """`(batch, length, heads * head_dim)` -> `(batch, length, heads, head_dim)`."""
-        return ops.reshape(x, (ops.shape(x)[0], ops.shape(x)[1], self.num_heads, self.head_dim))
+    def _heads(self, x, parts=1):
+        """`(batch, length, parts * heads * head_dim)` -> `(batch, parts, heads, length,
+        head_dim)` in one transpose."""
+        batch, length = ops.shape(x)[0], ops.shape(x)[1]
+        x = ops.reshape(x, (batch, length, parts, self.num_heads, self.head_dim))
+        return ops.transpose(x, (0, 2, 3, 1, 4))
+
+    def _split_heads(self, x, parts):
+        """`(batch, length, parts * heads * head_dim)` -> `parts` tensors `(batch, heads,
+        length, head_dim)`."""
+        return [ops.squeeze(part, 1) for part in ops.split(self._heads(x, parts), parts, 1)]
 
     def _project(self, query, value):
-        """Queries, keys and values, each `(batch, length, heads, head_dim)`."""
+        """Queries, keys and values, each `(batch, heads, length, head_dim)`."""
         if self.self_attention:
-            return [self._heads(x) for x in ops.split(self.query_key_value_dense(query), 3, -1)]
-        keys, values = ops.split(self.key_value_dense(query if value is None else value), 2, -1)
-        return self._heads(self.query_dense(query)), self._heads(keys), self._heads(values)
+            return self._split_heads(self.query_key_value_dense(query), 3)
+        keys, values = self._split_heads(self.key_value_dense(query if value is None else value), 2)
+        return self._split_heads(self.query_dense(query), 1)[0], keys, values
 
     def compute_key_value(self, value):
-        """`(batch, length, hidden)` -> keys and values `(batch, 2, length, heads, head_dim)`.
+        """`(batch, length, hidden)` -> keys and values `(batch, 2, heads, length, head_dim)`.
 
         The layout of a cache entry; for cross-attention this is the cache itself.
         """
-        _, keys, values = self._project(value, value)
-        return ops.stack([keys, values], axis=1)
+        if self.self_attention:
+            _, keys, values = self._project(value, value)
+            return ops.stack([keys, values], axis=1)
+        return self._heads(self.key_value_dense(value), 2)
 
     def call(
         self,
@@ -118,23 +137,24 @@ class MultiHeadAttention(keras.layers.Layer):
     ):
         if cache is not None and cache_update_index is None:
             # Cross-attention over a precomputed source: only the queries are projected.
-            query = self._heads(self.query_dense(query))
+            query = self._split_heads(self.query_dense(query), 1)[0]
             key, value = cache[:, 0], cache[:, 1]
         else:
             query, key, value = self._project(query, value)
             if cache is not None:
                 entry = ops.cast(ops.stack([key, value], axis=1), cache.dtype)
-                cache = ops.slice_update(cache, [0, 0, cache_update_index, 0, 0], entry)
+                cache = ops.slice_update(cache, [0, 0, 0, cache_update_index, 0], entry)
                 key, value = cache[:, 0], cache[:, 1]
-        # query: (batch, query_length, heads, head_dim); key, value: (batch, key_length, ...)
-        batch, query_length = ops.shape(query)[0], ops.shape(query)[1]
+        # query: (batch, heads, query_length, head_dim); key, value: (batch, heads, key_length,
+        # head_dim).
+        batch, query_length = ops.shape(query)[0], ops.shape(query)[2]
         query = query * ops.cast(self.head_dim**-0.5, query.dtype)
-        scores = ops.einsum("bqhd,bkhd->bhqk", query, key)
+        scores = ops.einsum("bhqd,bhkd->bhqk", query, key)
         probabilities = masking.masked_softmax(scores, attention_mask)
         probabilities = self.dropout_layer(
             ops.cast(probabilities, self.compute_dtype), training=training
         )
-        outputs = ops.einsum("bhqk,bkhd->bqhd", probabilities, value)
+        outputs = ops.transpose(ops.einsum("bhqk,bhkd->bhqd", probabilities, value), (0, 2, 1, 3))
         outputs = ops.reshape(outputs, (batch, query_length, self.num_heads * self.head_dim))
         outputs = self.output_dense(outputs)
         if return_attention_scores:

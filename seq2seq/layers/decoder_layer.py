@@ -22,9 +22,9 @@ class DecoderLayer(TransformerBlock):
         encoder_sequence: `(batch, source_length, hidden)`; unused with `cross_attention_cache`.
         decoder_padding_mask: `(batch, target_length)` bool, True at real tokens (uncached only).
         encoder_padding_mask: `(batch, source_length)` bool, True at real source tokens.
-        self_attention_cache: `(batch, 2, max_length, heads, head_dim)` or None.
+        self_attention_cache: `(batch, 2, heads, max_length, head_dim)` or None.
         self_attention_cache_update_index: position of `decoder_sequence[:, 0]`.
-        cross_attention_cache: `(batch, 2, source_length, heads, head_dim)` or None.
+        cross_attention_cache: `(batch, 2, heads, source_length, head_dim)` or None.
         training: dropout on or off.
         return_cross_attention: also return the cross-attention probabilities
             `(batch, heads, target_length, source_length)`.
@@ -66,7 +66,7 @@ class DecoderLayer(TransformerBlock):
         else:
             self_mask = masking.causal_mask(
                 query_length,
-                ops.shape(self_attention_cache)[2],
+                ops.shape(self_attention_cache)[3],
                 offset=self_attention_cache_update_index,
             )
         cross_mask = None

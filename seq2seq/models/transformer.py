@@ -225,9 +225,9 @@ class Transformer(keras.Model):
 
         Returns:
             A dict of tensors, each with the batch first (beam search tiles them):
-            "self_attention": per decoder layer, zeros `(batch, 2, max_length, heads, head_dim)`;
+            "self_attention": per decoder layer, zeros `(batch, 2, heads, max_length, head_dim)`;
             "cross_attention": per decoder layer, the encoder's keys and values
-            `(batch, 2, source_length, heads, head_dim)`, computed once here;
+            `(batch, 2, heads, source_length, head_dim)`, computed once here;
             "source_mask": `(batch, source_length)` bool;
             with `attention`, "attention": float32 `(batch, source_length)`, the last decoder
             layer's cross-attention (mean over heads) of the latest position `next()` ran.
@@ -240,7 +240,7 @@ class Transformer(keras.Model):
         batch = ops.shape(source_ids)[0]
         head_dim = self.hidden_dim // self.num_heads
         empty = ops.zeros(
-            (batch, 2, max_length, self.num_heads, head_dim), dtype=self.compute_dtype
+            (batch, 2, self.num_heads, max_length, head_dim), dtype=self.compute_dtype
         )
         cache = {
             "self_attention": tuple(empty for _ in self.decoder_layers),

@@ -38,15 +38,15 @@ def test_cache_is_updated_in_place_and_keeps_its_shape():
     layer = MultiHeadAttention(num_heads=2, head_dim=4, self_attention=True)
     sequence = rng.normal(size=(2, 4, 8)).astype("float32")
     layer.build(sequence.shape)
-    cache = np.zeros((2, 2, 6, 2, 4), "float32")
+    cache = np.zeros((2, 2, 2, 6, 4), "float32")  # (batch, keys/values, heads, length, head_dim)
     for index in range(4):
         step = sequence[:, index : index + 1]
         mask = masking.causal_mask(1, 6, offset=index)
         _, cache = layer(step, attention_mask=mask, cache=cache, cache_update_index=index)
-        assert tuple(cache.shape) == (2, 2, 6, 2, 4)
+        assert tuple(cache.shape) == (2, 2, 2, 6, 4)
     expected = np.asarray(layer.compute_key_value(sequence))
-    np.testing.assert_allclose(np.asarray(cache)[:, :, :4], expected, atol=1e-6)
-    np.testing.assert_array_equal(np.asarray(cache)[:, :, 4:], 0.0)
+    np.testing.assert_allclose(np.asarray(cache)[:, :, :, :4], expected, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(cache)[:, :, :, 4:], 0.0)
 
 
 def test_precomputed_cache_is_read_as_is():

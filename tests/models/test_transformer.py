@@ -50,9 +50,9 @@ def test_cached_steps_equal_the_full_forward_pass(norm_first, position_embedding
     _, _, prefilled = model.decode_with_cache(TARGET, model.init_cache(SOURCE, 8), 0)
     for step_cache, prefill_cache in zip(cache["self_attention"], prefilled["self_attention"]):
         step_cache, prefill_cache = np.asarray(step_cache), np.asarray(prefill_cache)
-        assert step_cache.shape == (2, 2, 8, 2, 16)
+        assert step_cache.shape == (2, 2, 2, 8, 16)  # (batch, keys/values, heads, length, d)
         np.testing.assert_allclose(step_cache, prefill_cache, atol=1e-5)
-        np.testing.assert_array_equal(step_cache[:, :, 5:], 0.0)
+        np.testing.assert_array_equal(step_cache[:, :, :, 5:], 0.0)
 
 
 def test_cross_attention_cache_holds_the_encoder_keys_and_values():
