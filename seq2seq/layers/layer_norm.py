@@ -21,7 +21,8 @@ per norm in a TensorFlow graph (the broadcasts of the means come back as `Tile`s
 subtractions as `Neg`s); this is eleven. On the 2-core CPU one norm's forward and backward
 went from 3.07 to 2.68 ms (4.28 to 3.57 ms with one inter-op thread), and the "small" model's
 float32 training step, with 17 norms, ran about 3% more target tokens a second
-(docs/benchmarks.md). Under XLA (JAX, or `jit_compile`) both forms fuse alike.
+(docs/benchmarks.md). Under XLA (JAX, or `jit_compile`) the written-out gradient is compiled
+like any other ops; its effect there was not measured.
 """
 
 import keras
