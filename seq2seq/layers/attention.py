@@ -108,12 +108,16 @@ class MultiHeadAttention(keras.layers.Layer):
         length, head_dim)`."""
         return [ops.squeeze(part, 1) for part in ops.split(self._heads(x, parts), parts, 1)]
 
+    def _query_heads(self, query):
+        """Cross-attention queries `(batch, heads, length, head_dim)`."""
+        return ops.squeeze(self._heads(self.query_dense(query)), 1)
+
     def _project(self, query, value):
         """Queries, keys and values, each `(batch, heads, length, head_dim)`."""
         if self.self_attention:
             return self._split_heads(self.query_key_value_dense(query), 3)
         keys, values = self._split_heads(self.key_value_dense(query if value is None else value), 2)
-        return self._split_heads(self.query_dense(query), 1)[0], keys, values
+        return self._query_heads(query), keys, values
 
     def compute_key_value(self, value):
         """`(batch, length, hidden)` -> keys and values `(batch, 2, heads, length, head_dim)`.
@@ -121,8 +125,7 @@ class MultiHeadAttention(keras.layers.Layer):
         The layout of a cache entry; for cross-attention this is the cache itself.
         """
         if self.self_attention:
-            _, keys, values = self._project(value, value)
-            return ops.stack([keys, values], axis=1)
+            return self._heads(self.query_key_value_dense(value), 3)[:, 1:]
         return self._heads(self.key_value_dense(value), 2)
 
     def call(
@@ -137,7 +140,7 @@ class MultiHeadAttention(keras.layers.Layer):
     ):
         if cache is not None and cache_update_index is None:
             # Cross-attention over a precomputed source: only the queries are projected.
-            query = self._split_heads(self.query_dense(query), 1)[0]
+            query = self._query_heads(query)
             key, value = cache[:, 0], cache[:, 1]
         else:
             query, key, value = self._project(query, value)

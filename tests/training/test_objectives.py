@@ -174,4 +174,3 @@ def test_token_accuracy_counts_tokens_whose_label_has_the_largest_logit():
     np.testing.assert_array_equal(
         label_has_top_logit(labels, logits).numpy(),
         keras.metrics.sparse_categorical_accuracy(labels, logits).numpy())
-
