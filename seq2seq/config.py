@@ -87,6 +87,9 @@ class TrainingConfig:
     final_checkpoint: str = "best"
     seed: int = 1234  # initialisation seed
     strategy: str = "default"  # default, mirrored, multi_worker, tpu
+    # strategy tpu only: the TPU's name or grpc:// address, or "local" on a TPU VM; None: from
+    # the TPU_NAME variable or the Cloud TPU environment.
+    tpu: Optional[str] = None
 
 
 @dataclasses.dataclass

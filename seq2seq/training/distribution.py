@@ -8,14 +8,16 @@ from keras import tree
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
 
-def get_distribution_strategy(name):
+def get_distribution_strategy(name, tpu=None):
     """The strategy `name`:
 
     - "default": no distribution (one device);
     - "mirrored": MirroredStrategy, every GPU of one machine (or the logical CPUs configured);
     - "multi_worker": MultiWorkerMirroredStrategy, machines described by the TF_CONFIG
       environment variable;
-    - "tpu": TPUStrategy on the TPU found by TPUClusterResolver.
+    - "tpu": TPUStrategy on the TPU `tpu` (a name, a grpc:// address, or "local" on a TPU VM;
+      None: TPUClusterResolver's own search, the TPU_NAME variable or the Cloud TPU
+      environment).
     """
     if name == "default":
         return tf.distribute.get_strategy()
@@ -24,13 +26,28 @@ def get_distribution_strategy(name):
     if name == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "tpu":
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
-        tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
-        return tf.distribute.TPUStrategy(resolver)
+        return _tpu_strategy(tpu)
     raise ValueError(
         f"training.strategy={name!r}; expected one of {', '.join(STRATEGIES)}."
     )
+
+
+def _tpu_strategy(tpu):
+    # TensorFlow's own errors here ("Please provide a TPU Name to connect to.", or an op
+    # kernel missing on a machine without TPUs) do not say which setting led there.
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, RuntimeError, tf.errors.OpError) as error:
+        message = str(error).strip().splitlines()[0]
+        raise RuntimeError(
+            f"training.strategy='tpu' with training.tpu={tpu!r}: expected a reachable TPU, "
+            f"found none ({type(error).__name__}: {message}). Set training.tpu to the TPU's "
+            "name or grpc:// address, or to 'local' on a TPU VM, or choose another "
+            "training.strategy."
+        ) from error
+    return tf.distribute.TPUStrategy(resolver)
 
 
 def prepare_model(model, strategy):

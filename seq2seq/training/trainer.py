@@ -106,7 +106,7 @@ class Run:
         if config.training.precision == "auto":
             print_fn(f"precision: auto -> {self.precision}")
         keras.config.set_dtype_policy(self.precision)
-        self.strategy = get_distribution_strategy(config.training.strategy)
+        self.strategy = get_distribution_strategy(config.training.strategy, config.training.tpu)
         self.train_pairs = inputs.load_split(config.data, "train")
         self.source_tokenizer, self.target_tokenizer = inputs.tokenizers(
             config.data, self.train_pairs, self.run_dir / "tokenizer"

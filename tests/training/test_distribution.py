@@ -124,3 +124,38 @@ def test_two_worker_cluster_trains_in_lockstep_and_matches_one_device(tmp_path):
     # Only the chief (worker 0) writes the run's checkpoints.
     assert list((tmp_path / "run0" / "checkpoints").glob("*.index"))
     assert not (tmp_path / "run1" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("tpu", [None, "local"])
+def test_tpu_strategy_without_a_tpu_stops_with_what_it_expected_and_found(tmp_path, tpu):
+    # No TPU here: TPUClusterResolver finds no name (None), or the local runtime has no TPU
+    # ("local"); either way the run stops before any training, with only its config written.
+    from seq2seq import config as config_lib
+    from seq2seq.training import trainer
+
+    overrides = ["training.strategy=tpu"] + ([f"training.tpu={tpu}"] if tpu else [])
+    config = config_lib.load(shrink("translation", tmp_path, **SETTINGS), overrides)
+    found = {None: "ValueError: Please provide a TPU Name",
+             "local": "NotFoundError: TPUs not found"}[tpu]
+    with pytest.raises(RuntimeError, match=rf"training.strategy='tpu' with training.tpu={tpu!r}: "
+                       rf"expected a reachable TPU, found none \({found}"):
+        trainer.train(config, tmp_path / "run")
+    assert [p.name for p in (tmp_path / "run").iterdir()] == ["config.yaml"]
+
+
+def test_the_tpu_step_xla_compiled_on_static_shapes_matches_the_plain_step(tmp_path):
+    # What TPUStrategy runs, short of a TPU: every batch padded to one shape and the whole
+    # train step (model, written-out loss gradient, fused Adam, clipping) compiled by XLA.
+    results = {}
+    for jit_compile in (False, True):
+        directory = tmp_path / f"jit_compile_{jit_compile}"
+        directory.mkdir()
+        config = shrink("translation", directory, model=SETTINGS["model"],
+                        training={**SETTINGS["training"], "jit_compile": jit_compile},
+                        data={"static_shapes": True, "batch_tokens": 480})
+        results[jit_compile] = train(config, directory, "default", 1)
+    plain, compiled = results[False], results[True]
+    assert len(compiled["losses"]) == len(plain["losses"]) > 0
+    np.testing.assert_allclose(compiled["losses"], plain["losses"], rtol=1e-4)
+    np.testing.assert_allclose(compiled["first_kernel"], plain["first_kernel"], atol=1e-5)
+    np.testing.assert_allclose(compiled["weight_sum"], plain["weight_sum"], rtol=1e-5)
