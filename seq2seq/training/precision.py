@@ -3,21 +3,39 @@
 `auto` picks mixed precision only where the hardware computes in 16 bits faster than in 32:
 bfloat16 on GPUs of compute capability 8.0 and newer (A100, H100) and on TPUs; float16 with
 loss scaling on capability 7.x (V100, T4: tensor cores, but no bfloat16); float32 on older
-GPUs. On a CPU, bfloat16 matmuls are fast only with AMX tiles: measured on two 2-core Xeon
-machines of our CI class, a 4096x4096 matmul ran at 1219 GFLOP/s bfloat16 / 310 float32 with
-AMX, but 157 bfloat16 / 275 float32 without it (AVX512_BF16 alone), where the recipe's
-training step was about 25% slower in mixed_bfloat16 than in float32 (docs/benchmarks.md).
+GPUs.
+
+On a CPU the instruction-set flags do not tell, so `auto` measures. A CPU without bfloat16
+dot-product instructions (neither `avx512_bf16` nor `amx_bf16`) trains in float32. With them,
+the same matmul is timed in both dtypes and bfloat16 is taken when it runs at least
+`MIN_CPU_BF16_SPEEDUP` times as fast. Three 2-core machines of our CI class (docs/benchmarks.md,
+"Which precision is faster on a CPU"):
+
+| CPU | matmul GFLOP/s f32 / bf16 | recipe training step, bf16 over f32 |
+|---|---|---|
+| Xeon with AMX | 310 / 1219 (3.9x) | 1.4x |
+| Xeon with AVX512_BF16, no AMX | 275 / 157 (0.57x) | 0.75x |
+| AMD EPYC (Zen 5) with AVX512_BF16, no AMX | 520 / 870 (1.65x) | 1.35x |
+
+The flags alone would have sent the AMD machine to float32 or the second Xeon to bfloat16.
 """
 
 import pathlib
+import time
 
 import tensorflow as tf
 
 POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
+# bfloat16 matmuls must be at least this much faster for bfloat16 training to pay: casts,
+# element-wise ops and the float32 loss do not speed up (1.65x matmuls made a 1.35x step).
+MIN_CPU_BF16_SPEEDUP = 1.25
+CPU_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 
-def choose_precision(gpu_compute_capability=None, cpu_flag_set=(), tpu=False):
-    """The fastest policy for a machine described by its facts (see the module docstring)."""
+def choose_precision(gpu_compute_capability=None, tpu=False, cpu_bf16_speedup=None):
+    """The fastest policy for a machine described by its facts (see the module docstring);
+    `cpu_bf16_speedup` is `cpu_bfloat16_matmul_speedup()` there, None without bfloat16 dot
+    products."""
     if tpu:
         return "mixed_bfloat16"
     if gpu_compute_capability is not None:
@@ -26,7 +44,9 @@ def choose_precision(gpu_compute_capability=None, cpu_flag_set=(), tpu=False):
         if tuple(gpu_compute_capability) >= (7, 0):
             return "mixed_float16"
         return "float32"
-    return "mixed_bfloat16" if "amx_bf16" in cpu_flag_set else "float32"
+    if cpu_bf16_speedup is not None and cpu_bf16_speedup >= MIN_CPU_BF16_SPEEDUP:
+        return "mixed_bfloat16"
+    return "float32"
 
 
 def cpu_flags(cpuinfo="/proc/cpuinfo"):
@@ -40,18 +60,44 @@ def cpu_flags(cpuinfo="/proc/cpuinfo"):
     return frozenset()
 
 
+def cpu_bfloat16_matmul_speedup(size=1024, rounds=5, calls=4):
+    """How many times faster a (size x size) @ (size x size) matmul runs on this CPU in
+    bfloat16 than in float32: the best of `rounds` rounds of `calls` products each, the
+    dtypes alternating (about 0.2 s on the machines above)."""
+    with tf.device("/CPU:0"):
+        a = tf.random.stateless_normal((size, size), seed=(1, 2))
+        operands = {tf.float32: a, tf.bfloat16: tf.cast(a, tf.bfloat16)}
+        best = {dtype: float("inf") for dtype in operands}
+        for _ in range(rounds + 1):  # the first round warms oneDNN's kernels up
+            for dtype, x in operands.items():
+                start = time.perf_counter()
+                for _ in range(calls):
+                    product = tf.matmul(x, x)
+                product.numpy()
+                best[dtype] = min(best[dtype], time.perf_counter() - start)
+    return best[tf.float32] / best[tf.bfloat16]
+
+
 def resolve_precision(name, strategy="default"):
-    """`name` itself, or for `auto` the policy `choose_precision` picks for this machine."""
+    """(policy, why): `name` itself, or for `auto` the policy `choose_precision` picks for
+    this machine and the facts it went by, in words."""
     if name in POLICIES:
-        return name
+        return name, "as configured"
     if name != "auto":
         raise ValueError(
             f"training.precision={name!r}; expected auto or one of {', '.join(POLICIES)}."
         )
-    capability = None
+    if strategy == "tpu":
+        return choose_precision(tpu=True), "TPU"
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         capability = tf.config.experimental.get_device_details(gpus[0]).get(
             "compute_capability", (0, 0)
         )
-    return choose_precision(capability, cpu_flags(), tpu=strategy == "tpu")
+        why = "GPU of compute capability {}.{}".format(*capability)
+        return choose_precision(gpu_compute_capability=capability), why
+    if not CPU_BF16_FLAGS & cpu_flags():
+        return choose_precision(), "CPU without bfloat16 dot products"
+    speedup = cpu_bfloat16_matmul_speedup()
+    why = f"CPU bfloat16 matmul {speedup:.2f}x float32, needs {MIN_CPU_BF16_SPEEDUP}x"
+    return choose_precision(cpu_bf16_speedup=speedup), why

@@ -102,9 +102,11 @@ class Run:
         self.config = config
         self.run_dir = pathlib.Path(run_dir)
         self.print = print_fn
-        self.precision = resolve_precision(config.training.precision, config.training.strategy)
+        self.precision, why = resolve_precision(
+            config.training.precision, config.training.strategy
+        )
         if config.training.precision == "auto":
-            print_fn(f"precision: auto -> {self.precision}")
+            print_fn(f"precision: auto -> {self.precision} ({why})")
         keras.config.set_dtype_policy(self.precision)
         self.strategy = get_distribution_strategy(config.training.strategy, config.training.tpu)
         self.train_pairs = inputs.load_split(config.data, "train")
