@@ -18,6 +18,9 @@ the same matmul is timed in both dtypes and bfloat16 is taken when it runs at le
 | AMD EPYC (Zen 5) with AVX512_BF16, no AMX | 520 / 870 (1.65x) | 1.35x |
 
 The flags alone would have sent the AMD machine to float32 or the second Xeon to bfloat16.
+Every process measures for itself, so the workers of a multi-worker cluster of such CPUs could
+in principle disagree (each still trains, with float32 weights and gradients either way);
+naming the policy in `training.precision` rules that out.
 """
 
 import pathlib
