@@ -67,7 +67,8 @@ def prepare_model(model, strategy):
     instead. The second part of keras-team/keras#20585, multi-worker only: after every step
     the logs are reduced with `reduce("MEAN", value, axis=0)`, which fails on scalars; this
     model's `train_step` then returns its logs as 1-element vectors, and the mean over axis 0
-    across workers gives back the scalars Keras expects.
+    across workers gives back the scalars Keras expects. A cluster of one worker (or no
+    TF_CONFIG) is not reduced at all, so there the logs stay scalars.
     The patches are on this model instance only, and can go once Keras fixes the bugs.
     """
     multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
@@ -88,7 +89,7 @@ def prepare_model(model, strategy):
             self._symbolic_build(data_batch=data_batch)
 
     model._maybe_symbolic_build = types.MethodType(symbolic_build_from_local_batch, model)
-    if multi_worker:
+    if multi_worker and _worker_count(strategy) > 1:
         train_step = model.train_step
 
         def train_step_with_vector_logs(self, data):
@@ -96,3 +97,10 @@ def prepare_model(model, strategy):
 
         model.train_step = types.MethodType(train_step_with_vector_logs, model)
     return model
+
+
+def _worker_count(strategy):
+    """The processes of a MultiWorkerMirroredStrategy cluster: its chief and workers (0
+    without TF_CONFIG)."""
+    spec = strategy.cluster_resolver.cluster_spec()
+    return sum(spec.num_tasks(job) for job in spec.jobs if job in ("chief", "worker"))

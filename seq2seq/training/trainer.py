@@ -102,13 +102,15 @@ class Run:
         self.config = config
         self.run_dir = pathlib.Path(run_dir)
         self.print = print_fn
+        # The strategy first: MultiWorkerMirroredStrategy must come before any TensorFlow op,
+        # and `auto` may time matmuls.
+        self.strategy = get_distribution_strategy(config.training.strategy, config.training.tpu)
         self.precision, why = resolve_precision(
             config.training.precision, config.training.strategy
         )
         if config.training.precision == "auto":
             print_fn(f"precision: auto -> {self.precision} ({why})")
         keras.config.set_dtype_policy(self.precision)
-        self.strategy = get_distribution_strategy(config.training.strategy, config.training.tpu)
         self.train_pairs = inputs.load_split(config.data, "train")
         self.source_tokenizer, self.target_tokenizer = inputs.tokenizers(
             config.data, self.train_pairs, self.run_dir / "tokenizer"

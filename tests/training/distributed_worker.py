@@ -1,6 +1,8 @@
 """One training process of the distribution tests (run as a subprocess).
 
-    python distributed_worker.py CONFIG RUN_DIR STRATEGY LOGICAL_CPUS OUT_JSON
+    python distributed_worker.py CONFIG RUN_DIR STRATEGY LOGICAL_CPUS OUT_JSON [OVERRIDE ...]
+
+WORKER_CPU_FLAGS, when set, stands in for this CPU's flags (`precision: auto`'s first look).
 """
 
 import json
@@ -21,16 +23,19 @@ tf.config.set_logical_device_configuration(
 import numpy as np  # noqa: E402
 
 from seq2seq import config as config_lib  # noqa: E402
-from seq2seq.training import trainer  # noqa: E402
+from seq2seq.training import precision, trainer  # noqa: E402
 
+if "WORKER_CPU_FLAGS" in os.environ:
+    precision.cpu_flags = lambda: frozenset(os.environ["WORKER_CPU_FLAGS"].split())
 lines = []
-config = config_lib.load(config_path, [f"training.strategy={strategy}"])
+config = config_lib.load(config_path, [f"training.strategy={strategy}", *sys.argv[6:]])
 run = trainer.train(config, run_dir, print_fn=lines.append)
 losses = [float(line.split(" loss ")[1].split()[0]) for line in lines if line.startswith("step ")]
 weights = [np.asarray(w) for w in run.model.trainable_weights]
 with open(out, "w") as f:
     json.dump({
         "replicas": run.strategy.num_replicas_in_sync,
+        "printed": [line for line in lines if not line.startswith("step ")],
         "losses": losses,
         "weight_sum": float(sum(np.abs(w).sum() for w in weights)),
         "first_kernel": weights[1].ravel()[:16].tolist(),

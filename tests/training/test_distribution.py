@@ -3,6 +3,7 @@ MultiWorkerMirroredStrategy cluster on localhost, against the single-device run.
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -22,9 +23,10 @@ SETTINGS = dict(
 )
 
 
-def launch(config, run_dir, strategy, cpus, out, env=None):
+def launch(config, run_dir, strategy, cpus, out, env=None, overrides=()):
     return subprocess.Popen(
-        [sys.executable, str(WORKER), str(config), str(run_dir), strategy, str(cpus), str(out)],
+        [sys.executable, str(WORKER), str(config), str(run_dir), strategy, str(cpus), str(out),
+         *overrides],
         env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
@@ -97,6 +99,27 @@ def test_multi_worker_refuses_a_time_budget_before_any_work(tmp_path):
                        "'multi_worker': workers must stop at the same step"):
         trainer.train(config, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_cluster_of_one_worker_trains_with_auto_precision_measured(tmp_path):
+    # Two failures, both fixed: `auto` times matmuls on a CPU with bfloat16 dot products, and
+    # run before the strategy those first TensorFlow ops made MultiWorkerMirroredStrategy fail
+    # ("Collective ops must be configured at program startup"); and a cluster of one worker
+    # got 1-element logs (the multi-worker patch of `prepare_model`) that nothing reduced.
+    config = shrink("translation", tmp_path, **{**SETTINGS, "data": {"static_shapes": True}})
+    (port,) = free_ports(1)
+    tf_config = json.dumps({"cluster": {"worker": [f"localhost:{port}"]},
+                            "task": {"type": "worker", "index": 0}})
+    out = tmp_path / "out.json"
+    result = finish(launch(config, tmp_path / "run", "multi_worker", 1, out,
+                           env={"TF_CONFIG": tf_config, "WORKER_CPU_FLAGS": "avx512f avx512_bf16"},
+                           overrides=["training.precision=auto"]), out, timeout=120)
+    assert result["replicas"] == 1
+    precision_line, validation_line = result["printed"]
+    assert re.fullmatch(r"precision: auto -> (float32|mixed_bfloat16) \(CPU bfloat16 matmul "
+                        r"\d+\.\d\dx float32, needs 1\.25x\)", precision_line)
+    assert validation_line.startswith("validation at step 4: bleu ")
+    assert np.isfinite(result["losses"]).all() and result["losses"]
 
 
 def test_two_worker_cluster_trains_in_lockstep_and_matches_one_device(tmp_path):
