@@ -5,8 +5,8 @@ measured on the recipe's whole step:
 two `Run`s of recipes/translation/config.yaml, one per policy, train on the same cached real
 batches, timed alternately in rounds in one process, after a warm-up pass over every batch
 shape (bench/recipe_steps.py). Ends with one JSON line: target tokens/s per policy,
-`bf16_speedup` (mixed_bfloat16 over float32), `matmul_bf16_speedup` (what `auto`'s probe
-measures) and what `auto` picks here.
+`bf16_speedup` (mixed_bfloat16 over float32) and what `auto` picks here, with its reason (on a
+CPU with bfloat16 dot products, the matmul speedup its probe measured).
 
     python bench/precision.py
 """
@@ -19,11 +19,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from recipe_steps import alternate, cached_batches, parse_args, recipe_runs  # noqa: E402
-from seq2seq.training.precision import (  # noqa: E402
-    cpu_bfloat16_matmul_speedup,
-    cpu_flags,
-    resolve_precision,
-)
+from seq2seq.training.precision import cpu_flags, resolve_precision  # noqa: E402
 
 POLICIES = ("float32", "mixed_bfloat16")
 
@@ -42,7 +38,6 @@ def main():
         "float32_tgt_tok_s": tokens_s["float32"],
         "mixed_bfloat16_tgt_tok_s": tokens_s["mixed_bfloat16"],
         "bf16_speedup": round(tokens_s["mixed_bfloat16"] / tokens_s["float32"], 3),
-        "matmul_bf16_speedup": round(cpu_bfloat16_matmul_speedup(), 3),  # auto's probe
         "auto": "{} ({})".format(*resolve_precision("auto")),
     }))
 
