@@ -39,10 +39,14 @@ def _train(args):
     _print(json.dumps(summary))
 
 
-def _open_run(args):
+def _print_to_stderr(*args):
+    print(*args, file=sys.stderr, flush=True)
+
+
+def _open_run(args, print_fn=_print):
     from seq2seq.training.trainer import Run
 
-    return Run(_load_run_config(args.run_dir, args.set), args.run_dir, print_fn=_print)
+    return Run(_load_run_config(args.run_dir, args.set), args.run_dir, print_fn=print_fn)
 
 
 def _evaluate(args):
@@ -55,7 +59,9 @@ def _evaluate(args):
 
 
 def _translate(args):
-    run = _open_run(args)
+    # Standard output carries the translations only, one line per input line: what the run
+    # reports (the precision it resolved, ...) goes to standard error.
+    run = _open_run(args, print_fn=_print_to_stderr)
     run.restore_final()
     source = open(args.input, encoding="utf-8") if args.input else sys.stdin
     output = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
@@ -124,6 +130,13 @@ def _demo(args):
     _print(json.dumps({"val_token_accuracy": round(accuracy, 4)}))
 
 
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="seq2seq", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -148,7 +161,8 @@ def build_parser():
     translate.add_argument("run_dir")
     translate.add_argument("--input", help="source file (default stdin), one sentence a line")
     translate.add_argument("--output", help="output file (default stdout)")
-    translate.add_argument("--batch-size", type=int, default=32)
+    translate.add_argument("--batch-size", type=_positive_int, default=32,
+                           help="sentences decoded together (default 32)")
     translate.set_defaults(run=_translate)
 
     export = with_overrides(commands.add_parser("export", help="SavedModel for TF Serving"))

@@ -1,5 +1,6 @@
 """Each recipe's real config, shrunk: train -> evaluate -> translate -> export."""
 
+import io
 import json
 import math
 import subprocess
@@ -32,7 +33,8 @@ def train_scalars(log_dir):
 
 
 @pytest.mark.parametrize("recipe", ["translation", "summarization"])
-def test_recipe_trains_evaluates_translates_and_exports(tmp_path, capsys, shrunk, recipe):
+def test_recipe_trains_evaluates_translates_and_exports(tmp_path, capsys, monkeypatch, shrunk,
+                                                       recipe):
     config = shrunk(recipe, tmp_path)
     run_dir = tmp_path / "run"
     out = run_cli(capsys, "train", str(config), "--run-dir", str(run_dir))
@@ -65,6 +67,13 @@ def test_recipe_trains_evaluates_translates_and_exports(tmp_path, capsys, shrunk
     output = tmp_path / "out.txt"
     run_cli(capsys, "translate", str(run_dir), "--input", str(source), "--output", str(output))
     assert len(output.read_text().splitlines()) == 3
+    # From standard input to standard output (`translate RUN < in > out`): the output holds the
+    # translations and nothing else; what the run reports goes to standard error.
+    monkeypatch.setattr("sys.stdin", io.StringIO(source.read_text()))
+    assert main(["translate", str(run_dir), "--set", "training.precision=auto"]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) == 3
+    assert "precision: auto -> " in captured.err
 
     # The export serves the same strings as translate(), in a process without seq2seq.
     probe = (
