@@ -2,7 +2,7 @@
 
     seq2seq train CONFIG.yaml --run-dir DIR [--set training.steps=2000 ...]
     seq2seq evaluate DIR [--split test]
-    seq2seq translate DIR [--input FILE] [--output FILE]
+    seq2seq translate DIR [--input FILE] [--output FILE] [--with-scores]
     seq2seq export DIR OUT_DIR
     seq2seq tune CONFIG.yaml --run-dir DIR
 """
@@ -65,11 +65,18 @@ def _translate(args):
     run.restore_final()
     source = open(args.input, encoding="utf-8") if args.input else sys.stdin
     output = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    decoding = run.config.decoding
+    n_best = decoding.n_best if decoding.strategy == "beam" else 1
     batch = []
 
     def flush():
-        for line in run.decode(batch):
-            output.write(line + "\n")
+        # With decoding.n_best > 1, each input's hypotheses follow one another, best first.
+        for result in run.decode(batch, n_best=n_best, return_scores=args.with_scores):
+            for hypothesis in result if n_best > 1 else [result]:
+                if args.with_scores:
+                    text, score = hypothesis
+                    hypothesis = f"{score:.4f} ||| {text}"
+                output.write(hypothesis + "\n")
         output.flush()
         batch.clear()
 
@@ -163,6 +170,8 @@ def build_parser():
     translate.add_argument("--output", help="output file (default stdout)")
     translate.add_argument("--batch-size", type=_positive_int, default=32,
                            help="sentences decoded together (default 32)")
+    translate.add_argument("--with-scores", action="store_true",
+                           help="write 'SCORE ||| TRANSLATION' (the search's score)")
     translate.set_defaults(run=_translate)
 
     export = with_overrides(commands.add_parser("export", help="SavedModel for TF Serving"))

@@ -156,6 +156,100 @@ class Config:
 SECTIONS = {f.name: f.type for f in dataclasses.fields(Config)}
 
 
+@dataclasses.dataclass(frozen=True)
+class Bounds:
+    """The values a numeric field takes: `low <= value <= high`, either end open or absent."""
+
+    low: Optional[float] = None
+    high: Optional[float] = None
+    open_low: bool = False  # low < value
+    open_high: bool = False  # value < high
+
+    def admits(self, value):
+        if self.low is not None and (value <= self.low if self.open_low else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.open_high else value <= self.high)
+
+    def describe(self, name):
+        """`name >= 1`, `0 <= name < 1`, ..."""
+        low = "<" if self.open_low else "<="
+        high = "<" if self.open_high else "<="
+        if self.high is None:
+            return f"{name} {low.replace('<', '>')} {self.low}"
+        if self.low is None:
+            return f"{name} {high} {self.high}"
+        return f"{self.low} {low} {name} {high} {self.high}"
+
+
+_COUNT = Bounds(1)
+_NON_NEGATIVE = Bounds(0)
+_POSITIVE = Bounds(0, open_low=True)
+_RATE = Bounds(0, 1, open_high=True)
+
+# Checked when a config is loaded, so that a bad value fails at once and names its field,
+# not minutes later inside a tokenizer or a TensorFlow op. A field that may be null (None)
+# is checked only when set.
+RANGES = {
+    "model.num_encoder_layers": _COUNT,
+    "model.num_decoder_layers": _COUNT,
+    "model.hidden_dim": _COUNT,
+    "model.num_heads": _COUNT,
+    "model.intermediate_dim": _COUNT,
+    "model.dropout": _RATE,
+    "model.attention_dropout": _RATE,
+    "model.activation_dropout": _RATE,
+    "model.max_length": Bounds(2),  # the start or end id and one token
+    "data.max_train_pairs": _COUNT,
+    "data.max_source_length": Bounds(2),
+    "data.vocabulary_size": _COUNT,
+    "data.tokenizer_train_pairs": _COUNT,
+    "data.batch_tokens": _COUNT,
+    "data.batch_size": _COUNT,
+    "training.steps": _COUNT,
+    "training.time_budget_minutes": _POSITIVE,
+    "training.eval_every": _COUNT,
+    "training.learning_rate": _POSITIVE,
+    "training.warmup_steps": _NON_NEGATIVE,
+    "training.decay_fraction": Bounds(0, 1, open_low=True),
+    "training.weight_decay": _NON_NEGATIVE,
+    "training.beta_2": _RATE,
+    "training.label_smoothing": _RATE,
+    "training.clip_norm": _POSITIVE,
+    "training.gradient_accumulation_steps": _COUNT,
+    "training.keep_checkpoints": _COUNT,
+    "training.early_stopping_patience": _COUNT,
+    "training.valid_sentences": _COUNT,
+    "training.average_checkpoints": _COUNT,
+    "decoding.beam_size": _COUNT,
+    "decoding.alpha": _NON_NEGATIVE,
+    "decoding.coverage_penalty": _NON_NEGATIVE,
+    "decoding.n_best": _COUNT,
+    "decoding.max_length": _COUNT,
+    "decoding.batch_size": _COUNT,
+    "decoding.examples": _NON_NEGATIVE,
+    "export.version": _NON_NEGATIVE,
+    "tuning.max_trials": _COUNT,
+    "tuning.steps_per_trial": _COUNT,
+    "tuning.minutes_per_trial": _POSITIVE,
+}
+
+
+def check(config, where="config"):
+    """Raises `ValueError` naming the first field of `config` outside its `RANGES`, or an
+    n-best larger than the beam."""
+    for key, bounds in RANGES.items():
+        section, field = key.split(".")
+        value = getattr(getattr(config, section), field)
+        if value is not None and not bounds.admits(value):
+            raise ValueError(f"{where}: {key}={value!r}; expected {bounds.describe(key)}.")
+    decoding = config.decoding
+    if decoding.strategy == "beam" and decoding.n_best > decoding.beam_size:
+        raise ValueError(
+            f"{where}: decoding.n_best={decoding.n_best}; expected decoding.n_best <= "
+            f"decoding.beam_size={decoding.beam_size}."
+        )
+
+
 def _section_class(name):
     return {
         "model": ModelConfig,
@@ -226,7 +320,9 @@ def from_dict(data, where="config"):
                 for key, value in values.items()
             }
         )
-    return Config(**sections)
+    config = Config(**sections)
+    check(config, where)
+    return config
 
 
 def apply_overrides(config, overrides):

@@ -89,6 +89,7 @@ class Run:
     """A run directory: its resolved config, tokenizers, model and checkpoints."""
 
     def __init__(self, config, run_dir, print_fn=print):
+        config_lib.check(config)  # a config built in Python, not loaded
         if config.decoding.split_sentences and config.data.task != "translation":
             raise ValueError(
                 f"decoding.split_sentences=true with data.task={config.data.task!r}: a summary "
@@ -157,15 +158,19 @@ class Run:
         else:
             self.checkpoints.restore()
 
-    def decode(self, sources):
+    def decode(self, sources, n_best=1, return_scores=False):
+        """Translations of `sources` with the config's decoding settings (see
+        `Translator.translate` for `n_best` and `return_scores`)."""
         decoding = self.config.decoding
         return self.translator.translate(
             sources,
             strategy=decoding.strategy,
             beam_size=decoding.beam_size,
             alpha=decoding.alpha,
+            n_best=n_best,
             coverage_penalty=decoding.coverage_penalty,
             batch_size=decoding.batch_size,
+            return_scores=return_scores,
         )
 
 

@@ -36,6 +36,7 @@ def declare(hp, space):
     values = {}
     for name, spec in space.items():
         kind = spec.get("type", "float")
+        _check_space_range(name, spec)
         if kind == "int":
             values[name] = hp.Int(name, spec["min"], spec["max"], step=spec.get("step"),
                                   sampling=spec.get("sampling", "linear"))
@@ -51,6 +52,19 @@ def declare(hp, space):
                 f"tuning.space[{name!r}] has type {kind!r}; expected int, float, choice or boolean."
             )
     return values
+
+
+def _check_space_range(name, spec):
+    """A space's ends (or choices) must be values the field takes (`config.RANGES`)."""
+    bounds = config_lib.RANGES.get(name)
+    if bounds is None:
+        return
+    ends = spec.get("values", []) if "values" in spec else [spec.get("min"), spec.get("max")]
+    for end in ends:
+        if isinstance(end, (int, float)) and not isinstance(end, bool) and not bounds.admits(end):
+            raise ValueError(
+                f"tuning.space[{name!r}] reaches {end!r}; expected {bounds.describe(name)}."
+            )
 
 
 def apply_values(config, values):

@@ -74,6 +74,15 @@ def test_recipe_trains_evaluates_translates_and_exports(tmp_path, capsys, monkey
     captured = capsys.readouterr()
     assert len(captured.out.splitlines()) == 3
     assert "precision: auto -> " in captured.err
+    # decoding.n_best=2 with scores: two 'SCORE ||| TEXT' lines per input, best first, the
+    # best being the one-best translation.
+    run_cli(capsys, "translate", str(run_dir), "--input", str(source), "--output",
+            str(tmp_path / "nbest.txt"), "--with-scores", "--set", "decoding.n_best=2")
+    lines = [line.split(" ||| ", 1) for line in (tmp_path / "nbest.txt").read_text().split("\n")]
+    assert len(lines) == 7 and lines[-1] == [""]  # 3 x 2 lines and the final newline
+    scores = [float(score) for score, _ in lines[:-1]]
+    assert all(scores[i] >= scores[i + 1] for i in (0, 2, 4))
+    assert [text for _, text in lines[:-1:2]] == output.read_text().split("\n")[:-1]
 
     # The export serves the same strings as translate(), in a process without seq2seq.
     probe = (

@@ -92,3 +92,14 @@ def test_tuning_hypermodel_builds_from_hp():
     config.tuning.space["model.num_heads"] = {"type": "choice", "values": [5]}
     with pytest.raises(kt.errors.FailedTrialError, match="48 is not divisible by num_heads 5"):
         TransformerHyperModel(config).build(kt.HyperParameters())
+
+
+def test_a_search_space_outside_a_fields_range_is_refused_before_any_trial():
+    config = config_lib.load(None, ["model.size=tiny"])
+    config.tuning.space = {"model.dropout": {"type": "float", "min": 0.0, "max": 1.0}}
+    with pytest.raises(ValueError, match=r"tuning.space\['model.dropout'\] reaches 1.0; "
+                                         r"expected 0 <= model.dropout < 1."):
+        TransformerHyperModel(config).build(kt.HyperParameters())
+    config.tuning.space = {"decoding.beam_size": {"type": "choice", "values": [4, 0]}}
+    with pytest.raises(ValueError, match=r"reaches 0; expected decoding.beam_size >= 1."):
+        TransformerHyperModel(config).build(kt.HyperParameters())
