@@ -99,7 +99,12 @@ class DecodingConfig:
     alpha: float = 0.6  # GNMT length penalty exponent
     coverage_penalty: float = 0.0  # GNMT coverage penalty weight (beam search; 0: none)
     n_best: int = 1  # hypotheses returned per input
+    min_length: int = 0  # fewest output tokens before the end id
     max_length: Optional[int] = None  # longest output; None: model.max_length
+    temperature: float = 1.0  # sampling: divides the logits (< 1 sharpens)
+    top_k: int = 0  # sampling: among the k most probable tokens (0: all)
+    top_p: float = 1.0  # sampling: among the most probable tokens of mass p (1.0: all)
+    seed: Optional[int] = None  # sampling: the same seed draws the same samples
     split_sentences: bool = False  # translate paragraphs one sentence at a time (translation)
     batch_size: int = 64  # sentences per decoding batch
     examples: int = 3  # example translations printed after the test
@@ -224,6 +229,10 @@ RANGES = {
     "decoding.alpha": _NON_NEGATIVE,
     "decoding.coverage_penalty": _NON_NEGATIVE,
     "decoding.n_best": _COUNT,
+    "decoding.min_length": _NON_NEGATIVE,
+    "decoding.temperature": _POSITIVE,
+    "decoding.top_k": _NON_NEGATIVE,
+    "decoding.top_p": Bounds(0, 1, open_low=True),
     "decoding.max_length": _COUNT,
     "decoding.batch_size": _COUNT,
     "decoding.examples": _NON_NEGATIVE,

@@ -15,6 +15,19 @@ def get_strategy(name, **options):
     return STRATEGIES[name](**options)
 
 
+def strategy_options(decoding, **overrides):
+    """`(name, options)` for `get_strategy` from a `DecodingConfig` (`seq2seq.config`): the
+    settings of its strategy only, updated with `overrides` (e.g. a per-request alpha)."""
+    options = {"min_length": decoding.min_length}
+    if decoding.strategy == "beam":
+        options.update(beam_size=decoding.beam_size, alpha=decoding.alpha,
+                       n_best=decoding.n_best, coverage_penalty=decoding.coverage_penalty)
+    elif decoding.strategy == "sampling":
+        options.update(temperature=decoding.temperature, top_k=decoding.top_k,
+                       top_p=decoding.top_p, seed=decoding.seed)
+    return decoding.strategy, {**options, **overrides}
+
+
 def generate(model, source_ids, strategy, max_length=None, return_alignments=False,
              length_limit=None):
     """Decodes `source_ids` `(batch, source_length)` with `strategy` (a strategy object).
@@ -43,4 +56,4 @@ def generate(model, source_ids, strategy, max_length=None, return_alignments=Fal
 
 
 __all__ = ["BeamSearch", "GreedySearch", "STRATEGIES", "Sampling", "SearchResult",
-           "attention_of", "generate", "get_strategy"]
+           "attention_of", "generate", "get_strategy", "strategy_options"]

@@ -12,7 +12,7 @@ import warnings
 
 import tensorflow as tf
 
-from seq2seq.decoding import get_strategy
+from seq2seq.decoding import get_strategy, strategy_options
 
 QUANTIZATION_MODES = ("int8",)
 
@@ -62,15 +62,16 @@ class TranslationModule(tf.Module):
         self.target_tokenizer = translator.target_tokenizer
         self.decoding = decoding
         self.strategy = self._strategy(decoding.alpha)
+        # A sampler's seed state is a variable the signatures update: tracked, so it is saved.
+        seeds = getattr(self.strategy, "seed_generator", None)
+        self.seed_state = [] if seeds is None else [seeds.state]
         self.max_length = decoding.max_length or translator.max_length
         self.n_best = decoding.n_best if decoding.strategy == "beam" else 1
 
     def _strategy(self, alpha):
-        decoding = self.decoding
-        if decoding.strategy != "beam":
-            return get_strategy(decoding.strategy)
-        return get_strategy("beam", beam_size=decoding.beam_size, alpha=alpha,
-                            n_best=decoding.n_best, coverage_penalty=decoding.coverage_penalty)
+        overrides = {"alpha": alpha} if self.decoding.strategy == "beam" else {}
+        name, options = strategy_options(self.decoding, **overrides)
+        return get_strategy(name, **options)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve(self, text):
@@ -94,9 +95,12 @@ class TranslationModule(tf.Module):
             _expect(n_best, ">=", 1, "n_best"),
             _expect(n_best, "<=", self.n_best, "n_best", "the n-best fixed at export"),
         ]
+        # Only a beam search has a length penalty; the others keep their one strategy (the
+        # sampler's seed state is a variable, which cannot be created inside this function).
+        strategy = self._strategy(alpha) if self.decoding.strategy == "beam" else self.strategy
         with tf.control_dependencies(checks):
             translations, scores = self.translator.translate_graph(
-                text, self._strategy(alpha), self.max_length, length_limit=max_length
+                text, strategy, self.max_length, length_limit=max_length
             )
         return {"translations": translations[:, :n_best], "scores": scores[:, :n_best]}
 

@@ -11,6 +11,7 @@ import keras
 import tensorflow as tf
 
 from seq2seq import config as config_lib
+from seq2seq.decoding import strategy_options
 from seq2seq.decoding.translator import Translator
 from seq2seq.evaluation import metrics
 from seq2seq.models import Transformer
@@ -162,16 +163,10 @@ class Run:
         """Translations of `sources` with the config's decoding settings (see
         `Translator.translate` for `n_best` and `return_scores`)."""
         decoding = self.config.decoding
-        return self.translator.translate(
-            sources,
-            strategy=decoding.strategy,
-            beam_size=decoding.beam_size,
-            alpha=decoding.alpha,
-            n_best=n_best,
-            coverage_penalty=decoding.coverage_penalty,
-            batch_size=decoding.batch_size,
-            return_scores=return_scores,
-        )
+        overrides = {"n_best": n_best} if decoding.strategy == "beam" else {}
+        name, options = strategy_options(decoding, **overrides)
+        return self.translator.translate(sources, strategy=name, batch_size=decoding.batch_size,
+                                         return_scores=return_scores, **options)
 
 
 def _is_chief(strategy):

@@ -81,3 +81,26 @@ def test_split_sentences_translates_a_paragraph_one_sentence_at_a_time(translato
         np.testing.assert_allclose(
             [row[k][1] for row in got],
             [alone[0][k][1] + alone[1][k][1], alone[2][k][1], alone[3][k][1]], atol=1e-5)
+
+
+def test_a_decoding_config_chooses_its_strategy_and_only_its_settings():
+    from seq2seq.config import DecodingConfig
+    from seq2seq.decoding import strategy_options
+
+    beam = DecodingConfig(strategy="beam", beam_size=3, alpha=1.2, n_best=2, min_length=1,
+                          temperature=0.5)
+    assert strategy_options(beam, alpha=0.0) == ("beam", dict(
+        min_length=1, beam_size=3, alpha=0.0, n_best=2, coverage_penalty=0.0))
+    sampling = DecodingConfig(strategy="sampling", top_k=5, top_p=0.9, temperature=0.7, seed=3)
+    assert strategy_options(sampling) == ("sampling", dict(
+        min_length=0, temperature=0.7, top_k=5, top_p=0.9, seed=3))
+    assert strategy_options(DecodingConfig(strategy="greedy")) == ("greedy", {"min_length": 0})
+
+
+def test_sampling_from_a_config_with_top_k_1_is_greedy(translator):
+    from seq2seq.config import DecodingConfig
+    from seq2seq.decoding import strategy_options
+
+    name, options = strategy_options(DecodingConfig(strategy="sampling", top_k=1, seed=0))
+    sampled = translator.translate(SENTENCES, strategy=name, **options)
+    assert sampled == translator.translate(SENTENCES, strategy="greedy")

@@ -204,3 +204,21 @@ def test_layout_signatures_and_warmup_requests(exported):
     ids = tf.saved_model.load(str(served / "3")).signatures["translate_ids"]
     out = ids(source_ids=tf.constant([[5, 6, 7, 2]], tf.int32))
     assert out["tokens"].shape == (1, 2, 16) and out["scores"].shape == (1, 2)
+
+
+def test_a_sampling_export_serves_the_samples_translate_draws(exported, tmp_path):
+    translator, _ = exported
+    decoding = DecodingConfig(strategy="sampling", top_k=5, temperature=0.7, seed=3,
+                              max_length=16)
+    path = export_translator(translator, decoding, tmp_path / "export", version=1)
+    # The seed state is saved as it was: a fresh load draws the first samples of that seed.
+    # A row's samples depend on its place in the batch, and translate() batches by length.
+    texts = sorted(NORMAL, key=len)
+    expected = translator.translate(texts, strategy="sampling", top_k=5, temperature=0.7,
+                                    seed=3, max_length=16)
+    served = serve(path, texts)
+    assert [row[0] for row in served["translations"]] == expected
+    assert expected != translator.translate(texts, strategy="greedy")  # it did sample
+    with_options = serve(path, texts, "translate_with_options", alpha=0.0, max_length=16,
+                         n_best=1)
+    assert [row[0] for row in with_options["translations"]] == expected
