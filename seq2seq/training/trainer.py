@@ -151,6 +151,12 @@ class Run:
         chose a best). The test metrics of `train`, its export, and the `evaluate`,
         `translate` and `export` commands all use these."""
         training = self.config.training
+        if self.checkpoints.latest is None:  # never decode with the initial random weights
+            raise FileNotFoundError(
+                f"{self.run_dir} has no checkpoint in {self.checkpoints.directory}: training "
+                f"wrote none yet (one every training.eval_every={training.eval_every} steps and "
+                "at the end); expected a trained run, e.g. after `seq2seq train`."
+            )
         best = self.checkpoints.best_manager.latest_checkpoint
         if training.average_checkpoints > 1:
             self.checkpoints.average_last(training.average_checkpoints)

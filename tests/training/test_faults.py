@@ -186,6 +186,22 @@ def test_a_reopened_run_loads_the_weights_it_reports(tmp_path, shrunk):
         reopened("training.final_checkpoint=final")
 
 
+def test_a_run_without_a_checkpoint_is_refused_not_decoded_with_random_weights(
+        tmp_path, shrunk, capsys):
+    from seq2seq.cli import main
+
+    # A run stopped before its first checkpoint: its config is there, no weights.
+    config_lib.save(config_lib.load(shrunk("translation", tmp_path)),
+                    tmp_path / "run" / "config.yaml")
+    source = tmp_path / "in.txt"
+    source.write_text("Insert a sheet.\n")
+    for command in (["translate", str(tmp_path / "run"), "--input", str(source)],
+                    ["evaluate", str(tmp_path / "run")]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert f"{tmp_path / 'run'} has no checkpoint in {tmp_path / 'run' / 'checkpoints'}" in err
+
+
 def test_fine_tuning_with_a_frozen_encoder(tmp_path, shrunk):
     path = shrunk("translation", tmp_path, **DETERMINISTIC)
     base, _ = train(path, tmp_path / "base", "training.steps=3", "training.eval_every=3",
