@@ -186,6 +186,35 @@ def _is_chief(strategy):
     )
 
 
+# What a run directory keeps for life: its checkpoints hold weights of this architecture and
+# its tokenizer/ this vocabulary. Dropout, max_length and everything about training may change
+# on resume.
+KEPT_ON_RESUME = (
+    "model.size", "model.num_encoder_layers", "model.num_decoder_layers", "model.hidden_dim",
+    "model.num_heads", "model.intermediate_dim", "model.activation", "model.norm_first",
+    "model.position_embedding", "model.share_embeddings", "model.tie_output", "data.tokenizer",
+    "data.sentencepiece_model_type", "data.vocabulary_size", "data.joint_vocabulary",
+)
+
+
+def _check_resumable(config, run_dir):
+    """Refuses to resume a run with checkpoints under another architecture or vocabulary,
+    before its config.yaml is overwritten (the run stays as it was)."""
+    saved = run_dir / "config.yaml"
+    if not saved.exists() or tf.train.latest_checkpoint(str(run_dir / "checkpoints")) is None:
+        return
+    before = config_lib.load(saved)
+    for key in KEPT_ON_RESUME:
+        section, field = key.split(".")
+        old, new = (getattr(getattr(c, section), field) for c in (before, config))
+        if old != new:
+            raise ValueError(
+                f"{run_dir} holds checkpoints trained with {key}={old!r}; this config has "
+                f"{key}={new!r}. A run resumes with the architecture and vocabulary it was "
+                f"trained with: expected {key}={old!r}, or a new --run-dir."
+            )
+
+
 def _init_from(run, path):
     """Fine-tuning: the model weights (not the optimizer) of another run's latest checkpoint."""
     checkpoint_dir = pathlib.Path(path)
@@ -216,6 +245,7 @@ def train(config, run_dir, print_fn=print):
             "training.steps and training.time_budget_minutes=null."
         )
     run_dir = pathlib.Path(run_dir)
+    _check_resumable(config, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     config_lib.save(config, run_dir / "config.yaml")
     run = Run(config, run_dir, print_fn)

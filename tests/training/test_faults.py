@@ -186,6 +186,26 @@ def test_a_reopened_run_loads_the_weights_it_reports(tmp_path, shrunk):
         reopened("training.final_checkpoint=final")
 
 
+def test_resuming_under_another_architecture_is_refused_and_leaves_the_run_as_it_was(
+        tmp_path, shrunk):
+    path = shrunk("translation", tmp_path, **DETERMINISTIC)
+    train(path, tmp_path / "run", "training.steps=3", "training.eval_every=3")
+    saved = (tmp_path / "run" / "config.yaml").read_text()
+    keras.backend.clear_session()
+    with pytest.raises(ValueError, match=(
+            r"run holds checkpoints trained with model.num_decoder_layers=1; this config has "
+            r"model.num_decoder_layers=2. .* expected model.num_decoder_layers=1, or a new "
+            r"--run-dir.")):
+        train(path, tmp_path / "run", "training.steps=6", "model.num_decoder_layers=2")
+    assert (tmp_path / "run" / "config.yaml").read_text() == saved
+    # Training settings and dropout may change: the run resumes.
+    keras.backend.clear_session()
+    run, lines = train(path, tmp_path / "run", "training.steps=4", "training.eval_every=1",
+                       "model.dropout=0.2")
+    assert any(line.startswith("resuming from") for line in lines)
+    assert int(run.model.optimizer.iterations.numpy()) == 4
+
+
 def test_a_run_without_a_checkpoint_is_refused_not_decoded_with_random_weights(
         tmp_path, shrunk, capsys):
     from seq2seq.cli import main
