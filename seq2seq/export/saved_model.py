@@ -3,7 +3,8 @@
 Tokenization (tensorflow-text), the cached search and detokenization are all in the graph;
 the tokenizer models travel inside the SavedModel as resources, so nothing outside it is
 needed to serve. The export is written to `OUT/<version>.partial` and renamed to
-`OUT/<version>` when complete: a failed export never leaves a half-written version behind.
+`OUT/<version>` when complete: a failed export never leaves a half-written version behind, and
+never touches the version it would replace.
 """
 
 import pathlib
@@ -174,7 +175,9 @@ def export_translator(translator, decoding, out_dir, version=1, warmup_texts=(),
     out_dir = pathlib.Path(out_dir)
     final = out_dir / str(version)
     partial = out_dir / f"{version}.partial"
+    replaced = out_dir / f"{version}.replaced"
     shutil.rmtree(partial, ignore_errors=True)
+    shutil.rmtree(replaced, ignore_errors=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     module = TranslationModule(translator, decoding)
     tf.saved_model.save(
@@ -188,7 +191,11 @@ def export_translator(translator, decoding, out_dir, version=1, warmup_texts=(),
     )
     if warmup_texts:
         write_warmup_requests(partial, list(warmup_texts))
+    # Renames only, so a server watching `out_dir` never sees a half-deleted version (only
+    # numeric directories are versions to TF Serving), and a crash between the two renames
+    # leaves the previous export whole in `<version>.replaced`.
     if final.exists():
-        shutil.rmtree(final)
+        final.rename(replaced)
     partial.rename(final)
+    shutil.rmtree(replaced, ignore_errors=True)
     return final

@@ -222,3 +222,28 @@ def test_a_sampling_export_serves_the_samples_translate_draws(exported, tmp_path
     with_options = serve(path, texts, "translate_with_options", alpha=0.0, max_length=16,
                          n_best=1)
     assert [row[0] for row in with_options["translations"]] == expected
+
+
+def test_a_failed_export_leaves_the_previous_version_and_a_new_one_replaces_it(
+        exported, tmp_path, monkeypatch):
+    translator, _ = exported
+    greedy = DecodingConfig(strategy="greedy", max_length=16)
+    path = export_translator(translator, greedy, tmp_path / "export", version=1)
+
+    def files():
+        return {f.relative_to(path): f.read_bytes() for f in path.rglob("*") if f.is_file()}
+
+    before = files()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(tf.saved_model, "save", crash)
+    with pytest.raises(OSError, match="disk full"):
+        export_translator(translator, DECODING, tmp_path / "export", version=1)
+    monkeypatch.undo()
+    assert files() == before and [p.name for p in (tmp_path / "export").iterdir()] == ["1"]
+    # Exporting again over it replaces it whole, leaving nothing else in the directory.
+    export_translator(translator, DECODING, tmp_path / "export", version=1)
+    assert [p.name for p in (tmp_path / "export").iterdir()] == ["1"]
+    assert len(serve(path, NORMAL)["translations"][0]) == DECODING.n_best
