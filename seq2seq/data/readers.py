@@ -78,6 +78,8 @@ def _lines(path):
         empty = True
         for number, data in enumerate(raw, start=1):
             empty = False
+            if number == 1:  # a byte order mark (Windows editors, spreadsheet exports)
+                data = data.removeprefix(b"\xef\xbb\xbf")
             try:
                 yield number, data.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError:

@@ -25,6 +25,16 @@ def test_tsv_plain_and_gzip(tmp_path):
     assert read_tsv(zipped) == expected
 
 
+def test_a_byte_order_mark_and_windows_line_ends_are_not_text(tmp_path):
+    expected = [("Hello", "Hallo"), ("Two words", "Zwei Wörter")]
+    assert read_tsv(write(tmp_path / "a.tsv", "\ufeffHello\tHallo\r\nTwo words\tZwei Wörter\r\n")) \
+        == expected
+    jsonl = '\ufeff{"source": "Hello", "target": "Hallo"}\r\n'
+    assert read_jsonl(write(tmp_path / "a.jsonl", jsonl)) == expected[:1]
+    assert read_parallel(write(tmp_path / "s.txt", "\ufeffHello\r\n"),
+                         write(tmp_path / "t.txt", "\ufeffHallo\n")) == expected[:1]
+
+
 def test_parallel_files(tmp_path):
     source = write(tmp_path / "s.txt", "one\ntwo\n")
     target = write(tmp_path / "t.txt", "eins\nzwei\n")
