@@ -249,7 +249,12 @@ def check(config, where="config"):
     for key, bounds in RANGES.items():
         section, field = key.split(".")
         value = getattr(getattr(config, section), field)
-        if value is not None and not bounds.admits(value):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            # A field that may be null has no default to type-check it against (`_coerce`).
+            raise ValueError(f"{where}: {key} expects a number or null, got {value!r}.")
+        if not bounds.admits(value):
             raise ValueError(f"{where}: {key}={value!r}; expected {bounds.describe(key)}.")
     decoding = config.decoding
     if decoding.strategy == "beam" and decoding.n_best > decoding.beam_size:

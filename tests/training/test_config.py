@@ -40,6 +40,9 @@ def test_resolved_config_round_trips(tmp_path):
         (["training.jit_compile=3"], r"training.jit_compile expects true or false"),
         (["training.stepz=3"], r"no field 'training.stepz' in the config"),
         (["steps=3"], r"expected section.field=value"),
+        (["decoding.max_length=long"], r"decoding.max_length expects a number or null, got 'long'"),
+        (["training.time_budget_minutes=true"],
+         r"training.time_budget_minutes expects a number or null, got True"),
     ],
 )
 def test_bad_overrides_say_what_was_expected(overrides, message):
