@@ -243,12 +243,17 @@ RANGES = {
 }
 
 
+def field_value(config, key):
+    """The value of `"section.field"` in `config`."""
+    section, field = key.split(".")
+    return getattr(getattr(config, section), field)
+
+
 def check(config, where="config"):
     """Raises `ValueError` naming the first field of `config` outside its `RANGES`, or an
     n-best larger than the beam."""
     for key, bounds in RANGES.items():
-        section, field = key.split(".")
-        value = getattr(getattr(config, section), field)
+        value = field_value(config, key)
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -17,7 +17,8 @@ def get_strategy(name, **options):
 
 def strategy_options(decoding, **overrides):
     """`(name, options)` for `get_strategy` from a `DecodingConfig` (`seq2seq.config`): the
-    settings of its strategy only, updated with `overrides` (e.g. a per-request alpha)."""
+    settings of its strategy only, updated with those of `overrides` (e.g. a per-request
+    alpha) that the strategy has; the others do not apply to it and are ignored."""
     options = {"min_length": decoding.min_length}
     if decoding.strategy == "beam":
         options.update(beam_size=decoding.beam_size, alpha=decoding.alpha,
@@ -25,7 +26,7 @@ def strategy_options(decoding, **overrides):
     elif decoding.strategy == "sampling":
         options.update(temperature=decoding.temperature, top_k=decoding.top_k,
                        top_p=decoding.top_p, seed=decoding.seed)
-    return decoding.strategy, {**options, **overrides}
+    return decoding.strategy, {**options, **{k: v for k, v in overrides.items() if k in options}}
 
 
 def generate(model, source_ids, strategy, max_length=None, return_alignments=False,

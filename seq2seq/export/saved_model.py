@@ -70,8 +70,7 @@ class TranslationModule(tf.Module):
         self.n_best = decoding.n_best if decoding.strategy == "beam" else 1
 
     def _strategy(self, alpha):
-        overrides = {"alpha": alpha} if self.decoding.strategy == "beam" else {}
-        name, options = strategy_options(self.decoding, **overrides)
+        name, options = strategy_options(self.decoding, alpha=alpha)
         return get_strategy(name, **options)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])

@@ -14,6 +14,11 @@ import numpy as np
 import tensorflow as tf
 
 
+def checkpoint_directory(run_dir):
+    """Where a run directory keeps its checkpoints (the best one in `best/` below)."""
+    return pathlib.Path(run_dir) / "checkpoints"
+
+
 class Checkpoints:
     """The checkpoints of one run directory.
 
@@ -28,7 +33,7 @@ class Checkpoints:
     """
 
     def __init__(self, run_dir, model, optimizer, keep=3, is_chief=True):
-        self.directory = pathlib.Path(run_dir) / "checkpoints"
+        self.directory = checkpoint_directory(run_dir)
         if not is_chief:
             self.directory = pathlib.Path(tempfile.mkdtemp(prefix="seq2seq-worker-"))
         self.batches = tf.Variable(0, dtype=tf.int64, trainable=False, name="batches")

@@ -22,7 +22,7 @@ from seq2seq.training.callbacks import (
     ProgressLogger,
     Validation,
 )
-from seq2seq.training.checkpoints import Checkpoints
+from seq2seq.training.checkpoints import Checkpoints, checkpoint_directory
 from seq2seq.training.distribution import get_distribution_strategy, prepare_model
 from seq2seq.training.losses import LabelSmoothedCrossEntropy
 from seq2seq.training.metrics import TokenAccuracy, TokenCount
@@ -169,8 +169,7 @@ class Run:
         """Translations of `sources` with the config's decoding settings (see
         `Translator.translate` for `n_best` and `return_scores`)."""
         decoding = self.config.decoding
-        overrides = {"n_best": n_best} if decoding.strategy == "beam" else {}
-        name, options = strategy_options(decoding, **overrides)
+        name, options = strategy_options(decoding, n_best=n_best)
         return self.translator.translate(sources, strategy=name, batch_size=decoding.batch_size,
                                          return_scores=return_scores, **options)
 
@@ -201,12 +200,11 @@ def _check_resumable(config, run_dir):
     """Refuses to resume a run with checkpoints under another architecture or vocabulary,
     before its config.yaml is overwritten (the run stays as it was)."""
     saved = run_dir / "config.yaml"
-    if not saved.exists() or tf.train.latest_checkpoint(str(run_dir / "checkpoints")) is None:
+    if not saved.exists() or not tf.train.latest_checkpoint(str(checkpoint_directory(run_dir))):
         return
     before = config_lib.load(saved)
     for key in KEPT_ON_RESUME:
-        section, field = key.split(".")
-        old, new = (getattr(getattr(c, section), field) for c in (before, config))
+        old, new = config_lib.field_value(before, key), config_lib.field_value(config, key)
         if old != new:
             raise ValueError(
                 f"{run_dir} holds checkpoints trained with {key}={old!r}; this config has "
@@ -218,8 +216,8 @@ def _check_resumable(config, run_dir):
 def _init_from(run, path):
     """Fine-tuning: the model weights (not the optimizer) of another run's latest checkpoint."""
     checkpoint_dir = pathlib.Path(path)
-    if (checkpoint_dir / "checkpoints").exists():
-        checkpoint_dir = checkpoint_dir / "checkpoints"
+    if checkpoint_directory(path).exists():
+        checkpoint_dir = checkpoint_directory(path)
     latest = tf.train.latest_checkpoint(str(checkpoint_dir)) or str(path)
     tf.train.Checkpoint(model=run.model).read(latest).expect_partial()
     run.print(f"initialised from {latest}")

@@ -59,7 +59,7 @@ def _check_space_range(name, spec):
     bounds = config_lib.RANGES.get(name)
     if bounds is None:
         return
-    ends = spec.get("values", []) if "values" in spec else [spec.get("min"), spec.get("max")]
+    ends = spec["values"] if "values" in spec else [spec.get("min"), spec.get("max")]
     for end in ends:
         if isinstance(end, (int, float)) and not isinstance(end, bool) and not bounds.admits(end):
             raise ValueError(
