@@ -48,12 +48,10 @@ def random_translator(args):
 
 
 def trained_translator(run_dir):
-    from seq2seq.cli import _load_run_config
+    from seq2seq.run_directory import load_run
     from seq2seq.training import inputs
-    from seq2seq.training.trainer import Run
 
-    run = Run(_load_run_config(run_dir, []), run_dir)
-    run.restore_final()  # the weights the run reports and exports
+    run = load_run(run_dir)  # the weights the run reports and exports
     return run.translator, inputs.load_split(run.config.data, "test")
 
 

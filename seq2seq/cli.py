@@ -21,15 +21,6 @@ def _print(*args):
     print(*args, flush=True)
 
 
-def _load_run_config(run_dir, overrides):
-    from seq2seq import config as config_lib
-
-    path = os.path.join(run_dir, "config.yaml")
-    if not os.path.exists(path):
-        raise SystemExit(f"{run_dir} is not a run directory: {path} is missing.")
-    return config_lib.load(path, overrides)
-
-
 def _train(args):
     from seq2seq import config as config_lib
     from seq2seq.training.trainer import train_and_evaluate
@@ -43,14 +34,14 @@ def _print_to_stderr(*args):
     print(*args, file=sys.stderr, flush=True)
 
 
-def _open_run(args, print_fn=_print):
-    from seq2seq.training.trainer import Run
+def _open_run(args):
+    from seq2seq.run_directory import load_run
 
-    return Run(_load_run_config(args.run_dir, args.set), args.run_dir, print_fn=print_fn)
+    return load_run(args.run_dir, args.set)
 
 
 def _evaluate(args):
-    from seq2seq.training.trainer import evaluate
+    from seq2seq.run_directory import evaluate
 
     scores, examples = evaluate(_open_run(args), args.split)
     for score in scores.values():
@@ -58,12 +49,36 @@ def _evaluate(args):
     _print(json.dumps({f"{args.split}_{n}": round(float(s), 2) for n, s in scores.items()}))
 
 
+def _input_lines(args):
+    """`(number, text)` of the input lines. A file is checked whole before anything is
+    translated; standard input streams, and a line that is not UTF-8 stops it there (the
+    lines before it are translated and written)."""
+    if args.input:
+        with open(args.input, "rb") as raw:
+            data = raw.read().removeprefix(b"\xef\xbb\xbf").splitlines()
+        for number, line in enumerate(data, start=1):
+            yield number, _utf8(line, number, args.input)
+        return
+    for number, line in enumerate(sys.stdin.buffer, start=1):
+        yield number, _utf8(line.rstrip(b"\r\n"), number, "standard input")
+
+
+def _utf8(line, number, where):
+    try:
+        return line.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"line {number} of {where} is not valid UTF-8 (byte "
+                         f"{error.start + 1}: {line[error.start:error.start + 4]!r}); expected "
+                         "UTF-8 text, one sentence a line.") from None
+
+
 def _translate(args):
-    # Standard output carries the translations only, one line per input line: what the run
-    # reports (the precision it resolved, ...) goes to standard error.
-    run = _open_run(args, print_fn=_print_to_stderr)
-    run.restore_final()
-    source = open(args.input, encoding="utf-8") if args.input else sys.stdin
+    # Standard output carries the translations only, one line per input line (n_best lines
+    # with decoding.n_best > 1): what the run reports goes to standard error.
+    run = _open_run(args)
+    lines = _input_lines(args)
+    if args.input:
+        lines = list(lines)  # a bad line stops the command before any translation
     output = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     decoding = run.config.decoding
     n_best = decoding.n_best if decoding.strategy == "beam" else 1
@@ -80,8 +95,8 @@ def _translate(args):
         output.flush()
         batch.clear()
 
-    for line in source:  # streaming: a batch is written as soon as it is full
-        batch.append(line.rstrip("\n"))
+    for _, line in lines:  # streaming: a batch is written as soon as it is full
+        batch.append(line)
         if len(batch) == args.batch_size:
             flush()
     if batch:
@@ -93,8 +108,11 @@ def _export(args):
     from seq2seq.training import inputs
 
     run = _open_run(args)
-    run.restore_final()
-    warmup = [source for source, _ in inputs.load_split(run.config.data, "valid")[:3]]
+    try:  # TF Serving replays a few real requests at load; a run that moved has none to give
+        warmup = [source for source, _ in inputs.load_split(run.config.data, "valid")[:3]]
+    except (FileNotFoundError, ValueError) as error:
+        _print_to_stderr(f"no warm-up requests in the export: {error}")
+        warmup = []
     path = export_translator(run.translator, run.config.decoding, args.out_dir,
                              version=run.config.export.version, warmup_texts=warmup,
                              quantize=run.config.export.quantize)

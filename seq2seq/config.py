@@ -6,10 +6,14 @@ can be given back to `seq2seq train` as it is.
 """
 
 import dataclasses
+import math
 import pathlib
+import typing
 from typing import Optional
 
 import yaml
+
+from seq2seq import atomic
 
 
 @dataclasses.dataclass
@@ -136,7 +140,9 @@ def _default_space():
 class TuningConfig:
     tuner: str = "bayesian"  # bayesian (BayesianOptimization), hyperband, random
     max_trials: int = 10  # trials in all (bayesian, random); hyperband: its own bracket count
-    objective: str = "bleu"  # bleu, chrf (translation); rouge1, rouge2, rougeLsum; or loss
+    # bleu, chrf (translation); rougeLsum, rouge1, rouge2 (summarization); or loss. None: the
+    # task's first (bleu, rougeLsum).
+    objective: Optional[str] = None
     steps_per_trial: int = 500  # training steps per trial (hyperband: at its full budget)
     minutes_per_trial: Optional[float] = None  # wall-clock budget per trial (None: no limit)
     seed: int = 0  # seed of the tuner
@@ -243,6 +249,38 @@ RANGES = {
 }
 
 
+# Every field chosen by name, with the names it takes: the one list that the check below and
+# the code that dispatches on the value (a test holds each registry to it) share. None is
+# allowed where the field's type is Optional.
+CHOICES = {
+    "model.size": ("tiny", "small", "base", "big"),
+    "model.activation": ("relu", "gelu", "silu", "swish"),
+    "model.position_embedding": ("sinusoidal", "learned"),
+    "data.task": ("translation", "summarization"),
+    "data.dataset": ("libreoffice-help", "debian-descriptions"),
+    "data.format": ("tsv", "jsonl"),
+    "data.on_error": ("skip", "error"),
+    "data.tokenizer": ("sentencepiece", "wordpiece"),
+    "data.sentencepiece_model_type": ("unigram", "bpe"),
+    "training.optimizer": ("adam", "adamw"),
+    "training.schedule": ("inverse_sqrt", "linear", "cosine", "constant"),
+    "training.precision": ("float32", "mixed_bfloat16", "mixed_float16", "auto"),
+    "training.final_checkpoint": ("best", "last"),
+    "training.strategy": ("default", "mirrored", "multi_worker", "tpu"),
+    "decoding.strategy": ("beam", "greedy", "sampling"),
+    "export.quantize": ("int8",),
+    "tuning.tuner": ("bayesian", "hyperband", "random"),
+    "tuning.objective": ("bleu", "chrf", "rouge1", "rouge2", "rougeLsum", "loss"),
+}
+
+# The objectives and metrics each task reports (tuning.objective must be one of its task's).
+# The task's first is its main metric: the default objective, and what picks the best checkpoint.
+TASK_METRICS = {
+    "translation": ("bleu", "chrf", "loss"),
+    "summarization": ("rougeLsum", "rouge1", "rouge2", "loss"),
+}
+
+
 def field_value(config, key):
     """The value of `"section.field"` in `config`."""
     section, field = key.split(".")
@@ -250,23 +288,79 @@ def field_value(config, key):
 
 
 def check(config, where="config"):
-    """Raises `ValueError` naming the first field of `config` outside its `RANGES`, or an
-    n-best larger than the beam."""
+    """Raises `ValueError` naming the first field of `config` of the wrong type, outside its
+    `RANGES` or its `CHOICES`, or breaking a rule between fields (`_check_together`)."""
+    nullable = {}
+    for name in SECTIONS:
+        section = getattr(config, name)
+        for field, (kind, may_be_null) in _field_types(type(section)).items():
+            _check_type(getattr(section, field), kind, may_be_null, f"{where}: {name}.{field}")
+            nullable[f"{name}.{field}"] = may_be_null
+    for key, names in CHOICES.items():
+        value = field_value(config, key)
+        if value is not None and value not in names:
+            raise ValueError(f"{where}: {key}={value!r}; expected one of {', '.join(names)}"
+                             + (" or null." if nullable[key] else "."))
     for key, bounds in RANGES.items():
         value = field_value(config, key)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            # A field that may be null has no default to type-check it against (`_coerce`).
-            raise ValueError(f"{where}: {key} expects a number or null, got {value!r}.")
-        if not bounds.admits(value):
+        if value is not None and not bounds.admits(value):
             raise ValueError(f"{where}: {key}={value!r}; expected {bounds.describe(key)}.")
-    decoding = config.decoding
+    _check_together(config, where)
+
+
+def check_objective(config, where="config"):
+    """Raises `ValueError` unless `tuning.objective` is a metric of `data.task` (checked when a
+    search starts: a run's saved config keeps the tuning section it never used)."""
+    objective, task = config.tuning.objective, config.data.task
+    if objective not in (None, *TASK_METRICS[task]):
+        raise ValueError(f"{where}: tuning.objective={objective!r} is not a metric of data.task="
+                         f"{task!r}; expected one of {', '.join(TASK_METRICS[task])}.")
+
+
+def _check_together(config, where):
+    """The rules between fields."""
+    model, data, training, decoding = config.model, config.data, config.training, config.decoding
+
+    def refuse(text):
+        raise ValueError(f"{where}: {text}")
+
     if decoding.strategy == "beam" and decoding.n_best > decoding.beam_size:
-        raise ValueError(
-            f"{where}: decoding.n_best={decoding.n_best}; expected decoding.n_best <= "
-            f"decoding.beam_size={decoding.beam_size}."
-        )
+        refuse(f"decoding.n_best={decoding.n_best}; expected decoding.n_best <= "
+               f"decoding.beam_size={decoding.beam_size}.")
+    if training.average_checkpoints > training.keep_checkpoints:
+        refuse(f"training.average_checkpoints={training.average_checkpoints} but only "
+               f"training.keep_checkpoints={training.keep_checkpoints} are kept; expected "
+               "training.average_checkpoints <= training.keep_checkpoints.")
+    for key in ("data.split_sentences", "decoding.split_sentences"):
+        if field_value(config, key) and data.task != "translation":
+            refuse(f"{key}=true with data.task={data.task!r}: sentence splitting is for "
+                   f"translation (a summary is of the whole source); expected {key}=false.")
+    if training.time_budget_minutes and training.strategy == "multi_worker":
+        # Each worker would read its own clock and could stop a step before the others,
+        # leaving them waiting in an all-reduce.
+        refuse(f"training.time_budget_minutes={training.time_budget_minutes} with "
+               "training.strategy='multi_worker': workers must stop at the same step; expected "
+               "training.time_budget_minutes=null (training.steps decides).")
+    if data.max_source_length is not None and data.max_source_length > model.max_length:
+        refuse(f"data.max_source_length={data.max_source_length}; expected at most "
+               f"model.max_length={model.max_length}.")
+    if decoding.max_length is not None and decoding.max_length > model.max_length:
+        # The cache and (learned) position table hold model.max_length positions.
+        refuse(f"decoding.max_length={decoding.max_length}; expected at most "
+               f"model.max_length={model.max_length}.")
+    if data.batch_size is None and data.batch_tokens is None:
+        refuse("data.batch_tokens and data.batch_size are both null; expected one of them.")
+    if data.batch_size is None and data.batch_tokens < model.max_length + 1:
+        refuse(f"data.batch_tokens={data.batch_tokens} cannot hold one sequence of "
+               f"model.max_length + 1 = {model.max_length + 1} tokens; expected "
+               f"data.batch_tokens >= {model.max_length + 1}.")
+    if data.dataset is None and not data.train_file:
+        refuse("data.dataset=null and no data.train_file; expected a bundled dataset "
+               f"({', '.join(CHOICES['data.dataset'])}) or data.train_file (and valid_file, "
+               "test_file).")
+    if model.share_embeddings and not data.joint_vocabulary:
+        refuse("model.share_embeddings=true needs one vocabulary for source and target; "
+               "expected data.joint_vocabulary=true or model.share_embeddings=false.")
 
 
 def _section_class(name):
@@ -284,36 +378,63 @@ def _fields(cls):
     return {f.name: f for f in dataclasses.fields(cls)}
 
 
-def _coerce(value, default, where):
-    """Parses a CLI string as YAML and checks its type against the field's default."""
-    if isinstance(value, str):
-        value = yaml.safe_load(value) if value != "" else ""
-    if default is None or value is None or isinstance(default, dict):
-        return value
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise ValueError(f"{where} expects true or false, got {value!r}.")
-    elif isinstance(default, (int, float)):
-        if isinstance(value, str):  # YAML reads 1e-3 (no dot) as a string
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{where} expects a number, got {value!r}.")
-        if isinstance(default, int) and not isinstance(default, bool) and float(value) != int(
-            value
-        ):
-            raise ValueError(f"{where} expects an integer, got {value!r}.")
-        value = type(default)(value)
-    elif isinstance(default, str) and not isinstance(value, str):
-        raise ValueError(f"{where} expects a string, got {value!r}.")
+def _field_types(cls):
+    """`{field: (type, nullable)}` of a section class, from its annotations."""
+    types = {}
+    for name, hint in typing.get_type_hints(cls).items():
+        arguments = typing.get_args(hint)  # (int, NoneType) for Optional[int]
+        nullable = type(None) in arguments
+        types[name] = ([a for a in arguments if a is not type(None)][0] if nullable else hint,
+                       nullable)
+    return types
+
+
+_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a finite number",
+               str: "a string", dict: "a mapping"}
+
+
+def _check_type(value, kind, nullable, where):
+    """Raises `ValueError` unless `value` is a `kind` (None too where `nullable`); a float
+    must be finite."""
+    if value is None and nullable:
+        return
+    if kind is float:
+        good = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(
+            value)
+    elif kind is int:
+        good = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        good = isinstance(value, kind)
+    if not good:
+        expected = _TYPE_NAMES[kind] + (" or null" if nullable else "")
+        raise ValueError(f"{where} expects {expected}, got {value!r}.")
+
+
+def _coerce(value, kind, nullable, where, from_text):
+    """A value read from YAML (or, `from_text`, a `--set` string) as the field's `kind`: YAML
+    reads 1e-3 (no dot) as a string and 2000.0 as a float; a string field takes the text of
+    `--set` as it is (a file named 2024), null aside."""
+    if from_text:
+        text = value
+        value = yaml.safe_load(text) if text != "" else ""
+        if kind is str and value is not None:
+            value = text
+    if kind is float and isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if kind is int and isinstance(value, float) and math.isfinite(value) and value == int(value):
+        value = int(value)
+    _check_type(value, kind, nullable, where)
     return value
 
 
-def from_dict(data, where="config"):
-    """A `Config` from nested dicts; unknown sections or fields raise `ValueError`."""
+def from_dict(data, where="config", texts=None):
+    """A `Config` from nested dicts, checked (`check`); unknown sections or fields raise
+    `ValueError`. `texts`: `{section: {field, ...}}` whose values are `--set` strings."""
     data = data or {}
+    texts = texts or {}
     unknown = set(data) - set(SECTIONS)
     if unknown:
         raise ValueError(
@@ -332,10 +453,11 @@ def from_dict(data, where="config"):
                 f"{where}: unknown field(s) {sorted(bad)} in section {name!r}; expected "
                 f"{', '.join(fields)}."
             )
-        defaults = cls()
+        types = _field_types(cls)
         sections[name] = cls(
             **{
-                key: _coerce(value, getattr(defaults, key), f"{where}: {name}.{key}")
+                key: _coerce(value, *types[key], f"{where}: {name}.{key}",
+                             from_text=key in texts.get(name, ()))
                 for key, value in values.items()
             }
         )
@@ -346,7 +468,7 @@ def from_dict(data, where="config"):
 
 def apply_overrides(config, overrides):
     """Applies `["section.field=value", ...]` (values parsed as YAML) to a copy of `config`."""
-    data = config.to_dict()
+    data, texts = config.to_dict(), {}
     for override in overrides or []:
         if "=" not in override or "." not in override.split("=", 1)[0]:
             raise ValueError(
@@ -357,7 +479,8 @@ def apply_overrides(config, overrides):
         if section not in data or field not in data[section]:
             raise ValueError(f"--set {override!r}: no field {key!r} in the config.")
         data[section][field] = value
-    return from_dict(data, where="--set")
+        texts.setdefault(section, set()).add(field)
+    return from_dict(data, where="--set", texts=texts)
 
 
 def load(path=None, overrides=None):
@@ -375,8 +498,4 @@ def load(path=None, overrides=None):
 
 def save(config, path):
     """Writes the resolved config as YAML (atomically)."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-    partial.replace(path)
+    atomic.write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

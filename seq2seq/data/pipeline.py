@@ -122,6 +122,8 @@ def make_dataset(
             f"batch_tokens={batch_tokens} cannot hold one sequence of max_length+1="
             f"{max_length + 1} tokens."
         )
+    if int(source_ids.nrows()) == 0:
+        raise ValueError("make_dataset received no pairs; an empty epoch would repeat forever.")
     if static_shapes or batch_size is not None:
         # One bucket: every pair, batches of one size.
         bounds = []

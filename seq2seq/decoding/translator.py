@@ -6,7 +6,7 @@ same one the SavedModel export serves, so `translate()` and a served model agree
 
 import tensorflow as tf
 
-from seq2seq.decoding import generate, get_strategy
+from seq2seq.decoding import generate, get_strategy, strategy_options
 from seq2seq.text import sentences
 
 
@@ -41,6 +41,22 @@ class Translator:
         self.max_length = max_length or model.max_length
         self.split_sentences = split_sentences
         self._functions = {}
+
+    @classmethod
+    def for_config(cls, model, source_tokenizer, target_tokenizer, config):
+        """The translator of a run: its source cut (`data.max_source_length`), output length
+        (`decoding.max_length`, else `model.max_length`) and sentence splitting."""
+        return cls(model, source_tokenizer, target_tokenizer,
+                   max_source_length=config.data.max_source_length,
+                   max_length=config.decoding.max_length or config.model.max_length,
+                   split_sentences=config.decoding.split_sentences)
+
+    def decode(self, sources, decoding, n_best=1, return_scores=False):
+        """`translate(sources)` with a `DecodingConfig`'s strategy and settings (see
+        `translate` for `n_best` and `return_scores`)."""
+        name, options = strategy_options(decoding, n_best=n_best)
+        return self.translate(sources, strategy=name, batch_size=decoding.batch_size,
+                              return_scores=return_scores, **options)
 
     def with_model(self, model):
         """A translator with the same tokenizers and settings around another model."""

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from seq2seq import atomic
 from seq2seq.evaluation import metrics
 from seq2seq.evaluation.attention_plot import figure_to_png, plot_attention
 
@@ -109,12 +110,15 @@ class NaNGuard(keras.callbacks.Callback):
 
 
 class Validation(keras.callbacks.Callback):
-    """At the end of every `eval_every` steps: validate, write summaries, checkpoint.
+    """At the end of every `eval_every` steps, and at the last step: validate, write
+    summaries, checkpoint.
 
     Translates the validation sources (greedy search, for speed), computes BLEU and chrF
     (translation) or ROUGE (summarization), writes scalars, sample outputs and cross-attention
     heatmaps to TensorBoard, saves a checkpoint (and the best one, on the task's metric), and
-    stops on a time budget or when early stopping runs out of patience.
+    stops after `total_steps` steps, on a time budget or when early stopping runs out of
+    patience. Its counters (validations without improvement, why training stopped) live in
+    the checkpoint, so a resumed run goes on counting.
 
     Args:
         task: "translation" or "summarization".
@@ -123,17 +127,18 @@ class Validation(keras.callbacks.Callback):
         checkpoints: the run's `Checkpoints`.
         eval_every: steps between validations.
         writer: TensorBoard writer for validation summaries.
+        total_steps: the step training ends at (the last validation comes then).
         patience: validations without improvement before stopping (None: never).
         deadline: `time.time()` after which training stops (None: never).
         samples: sentence pairs shown as text and heatmaps.
-        history_path: JSON file the validation results are appended to.
-        budget_used: the `BudgetClock`'s variable, recorded in the history (a resumed run
-            continues with what was left of the budget).
+        history_path: JSON-lines file the validation results are appended to (atomically).
+        budget_used: the `BudgetClock`'s variable, recorded in the history.
         print_fn: where progress lines go.
     """
 
-    def __init__(self, task, translator, pairs, checkpoints, eval_every, writer, patience=None,
-                 deadline=None, samples=3, history_path=None, budget_used=None, print_fn=print):
+    def __init__(self, task, translator, pairs, checkpoints, eval_every, writer,
+                 total_steps=None, patience=None, deadline=None, samples=3, history_path=None,
+                 budget_used=None, print_fn=print):
         super().__init__()
         self.task = task
         self.translator = translator
@@ -141,13 +146,13 @@ class Validation(keras.callbacks.Callback):
         self.checkpoints = checkpoints
         self.eval_every = eval_every
         self.writer = writer
+        self.total_steps = total_steps
         self.patience = patience
         self.deadline = deadline
         self.samples = samples
         self.history_path = history_path
         self.budget_used = budget_used
         self.print_fn = print_fn
-        self.bad_validations = 0
         self.epoch_batches = 0
         self.stop_reason = None
 
@@ -156,8 +161,12 @@ class Validation(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self.epoch_batches += 1
-        if self.deadline is not None and time.time() >= self.deadline:
-            # Keras ends the epoch after this batch; on_epoch_end validates and checkpoints.
+        # Keras ends the epoch after this batch; on_epoch_end validates and checkpoints.
+        step = int(self.model.optimizer.iterations.numpy())
+        if self.total_steps is not None and step >= self.total_steps:
+            self.stop_reason = "all steps done"
+            self.model.stop_training = True
+        elif self.deadline is not None and time.time() >= self.deadline:
             self.stop_reason = "time budget"
             self.model.stop_training = True
 
@@ -176,13 +185,20 @@ class Validation(keras.callbacks.Callback):
         hypotheses = self.translator.translate(sources, strategy="greedy")
         scores = self.scores(hypotheses, references)
         value = float(scores[self.metric_name])
-        improved = value > float(self.checkpoints.best_metric.numpy())
+        checkpoints = self.checkpoints
+        improved = value > float(checkpoints.best_metric.numpy())
+        checkpoints.bad_validations.assign(0 if improved else checkpoints.bad_validations + 1)
+        if (self.stop_reason is None and self.patience is not None
+                and int(checkpoints.bad_validations.numpy()) >= self.patience):
+            self.print_fn(f"early stopping: no better {self.metric_name} for {self.patience} "
+                          "validations")
+            self.stop_reason = "early stopping"
+            self.model.stop_training = True
+        checkpoints.stop_reason.assign(self.stop_reason or "")
         if improved:
-            self.checkpoints.save_best(step, value)
-            self.bad_validations = 0
+            checkpoints.save_best(step, value)
         else:
-            self.checkpoints.save(step)
-            self.bad_validations += 1
+            checkpoints.save(step)
         line = " ".join(f"{name} {float(s):.2f}" for name, s in scores.items())
         self.print_fn(f"validation at step {step}: {line}" + (" (best)" if improved else ""))
         self.write_summaries(step, logs or {}, scores, sources, references, hypotheses)
@@ -191,13 +207,7 @@ class Validation(keras.callbacks.Callback):
                       "loss": float((logs or {}).get("loss", float("nan")))}
             if self.budget_used is not None:
                 record["budget_used"] = float(self.budget_used.numpy())
-            with open(self.history_path, "a") as history:
-                history.write(json.dumps(record) + "\n")
-        if self.patience is not None and self.bad_validations >= self.patience:
-            self.print_fn(f"early stopping: no better {self.metric_name} for {self.patience} "
-                          "validations")
-            self.stop_reason = "early stopping"
-            self.model.stop_training = True
+            atomic.append_line(self.history_path, json.dumps(record))
         if self.stop_reason == "time budget":
             self.print_fn(f"time budget reached at step {step}: training stops")
 

@@ -1,6 +1,5 @@
 """From a `DataConfig` to pairs, tokenizers and datasets."""
 
-import logging
 import pathlib
 import shutil
 
@@ -9,8 +8,6 @@ from seq2seq.data import readers
 from seq2seq.data.pipeline import encode_pairs, make_dataset
 from seq2seq.text import sentences
 from seq2seq.text.tokenizer import Tokenizer, train_tokenizer
-
-logger = logging.getLogger(__name__)
 
 TASKS = ("translation", "summarization")
 
@@ -47,14 +44,25 @@ def load_split(data, split):
     return pairs
 
 
+def load_tokenizers(data, directory):
+    """The `(source, target)` tokenizers saved in `directory` (a run's `tokenizer/`)."""
+    directory = pathlib.Path(directory)
+    source_dir, target_dir = directory / "source", directory / "target"
+    if not (source_dir / "tokenizer.json").exists():
+        raise FileNotFoundError(
+            f"{directory} holds no tokenizer ({source_dir / 'tokenizer.json'} is missing); "
+            "expected the tokenizer/ folder that `seq2seq train` writes into a run directory."
+        )
+    source = Tokenizer.load(source_dir)
+    target = Tokenizer.load(target_dir) if not data.joint_vocabulary else source
+    return source, target
+
+
 def tokenizers(data, train_pairs, directory):
     """Loads the run's tokenizers from `directory`, or learns and saves them (atomically)."""
     directory = pathlib.Path(directory)
-    source_dir, target_dir = directory / "source", directory / "target"
-    if (source_dir / "tokenizer.json").exists():
-        source = Tokenizer.load(source_dir)
-        target = Tokenizer.load(target_dir) if not data.joint_vocabulary else source
-        return source, target
+    if (directory / "source" / "tokenizer.json").exists():
+        return load_tokenizers(data, directory)
     sample = train_pairs[: data.tokenizer_train_pairs]
     options = dict(
         kind=data.tokenizer,
@@ -74,15 +82,34 @@ def tokenizers(data, train_pairs, directory):
     return source, target
 
 
+def describe_split(data, split):
+    """Where a split comes from, for messages: its file or the bundled dataset."""
+    if data.dataset:
+        return f"split {split!r} of dataset {data.dataset!r}"
+    return str(getattr(data, f"{split}_file"))
+
+
 def train_dataset(data, train_pairs, source_tokenizer, target_tokenizer, max_length, skip=0,
-                  static_shapes=False):
-    """The repeated, shuffled, bucketed training batches, after `skip` consumed batches."""
+                  static_shapes=False, print_fn=print):
+    """The repeated, shuffled, bucketed training batches, after `skip` consumed batches.
+
+    Pairs longer than `max_length` tokens are dropped and their share printed; a split with
+    none left is refused (an empty epoch would repeat forever)."""
     sources, targets, dropped = encode_pairs(
         train_pairs, source_tokenizer, target_tokenizer, max_length, data.max_source_length
     )
+    limit = (f"model.max_length={max_length} tokens"
+             + (" (targets; sources cut to data.max_source_length)"
+                if data.max_source_length else ""))
+    if dropped == len(train_pairs):
+        raise ValueError(
+            f"{describe_split(data, 'train')}: all {dropped} training pairs are longer than "
+            f"{limit}, none is left to train on; expected pairs within the limit, or a larger "
+            "model.max_length (or data.max_source_length to cut long sources)."
+        )
     if dropped:
-        logger.info("dropped %d of %d training pairs longer than %d tokens", dropped,
-                    len(train_pairs), max_length)
+        print_fn(f"dropped {dropped} of {len(train_pairs)} training pairs "
+                 f"({100 * dropped / len(train_pairs):.1f}%) longer than {limit}")
     dataset = make_dataset(
         sources,
         targets,

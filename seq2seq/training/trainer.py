@@ -1,20 +1,22 @@
 """`train_and_evaluate(config, run_dir)`: the whole job, resumable."""
 
+import dataclasses
 import json
 import logging
 import math
 import os
 import pathlib
+import shutil
 import time
 
 import keras
 import tensorflow as tf
 
+from seq2seq import atomic
 from seq2seq import config as config_lib
-from seq2seq.decoding import strategy_options
 from seq2seq.decoding.translator import Translator
-from seq2seq.evaluation import metrics
-from seq2seq.models import Transformer
+from seq2seq.models import build_model
+from seq2seq.run_directory import check_same_model, evaluate
 from seq2seq.training import inputs
 from seq2seq.training.callbacks import (
     BudgetClock,
@@ -32,29 +34,8 @@ from seq2seq.training.schedules import get_schedule
 
 logger = logging.getLogger(__name__)
 
-MODEL_OVERRIDES = ("num_encoder_layers", "num_decoder_layers", "hidden_dim", "num_heads",
-                   "intermediate_dim")
-
-
-def build_model(model_config, source_vocabulary_size, target_vocabulary_size):
-    """The `Transformer` a `ModelConfig` describes."""
-    options = {name: getattr(model_config, name) for name in MODEL_OVERRIDES
-               if getattr(model_config, name) is not None}
-    return Transformer.from_size(
-        model_config.size,
-        source_vocabulary_size=source_vocabulary_size,
-        target_vocabulary_size=target_vocabulary_size,
-        dropout=model_config.dropout,
-        attention_dropout=model_config.attention_dropout,
-        activation_dropout=model_config.activation_dropout,
-        activation=model_config.activation,
-        norm_first=model_config.norm_first,
-        position_embedding=model_config.position_embedding,
-        max_length=model_config.max_length,
-        share_embeddings=model_config.share_embeddings,
-        tie_output=model_config.tie_output,
-        **options,
-    )
+# training.optimizer -> its class (config.CHOICES names them).
+OPTIMIZERS = {"adam": FusedAdam, "adamw": FusedAdamW}
 
 
 def build_optimizer(training, budget_used=None):
@@ -70,11 +51,9 @@ def build_optimizer(training, budget_used=None):
         global_clipnorm=training.clip_norm,
         gradient_accumulation_steps=training.gradient_accumulation_steps,
     )
-    if training.optimizer == "adam":
-        return FusedAdam(**options)
     if training.optimizer == "adamw":
-        return FusedAdamW(weight_decay=training.weight_decay, **options)
-    raise ValueError(f"training.optimizer={training.optimizer!r}; expected adam or adamw.")
+        options["weight_decay"] = training.weight_decay
+    return OPTIMIZERS[training.optimizer](**options)
 
 
 def compile_model(model, config, budget_used=None):
@@ -87,26 +66,26 @@ def compile_model(model, config, budget_used=None):
 
 
 class Run:
-    """A run directory: its resolved config, tokenizers, model and checkpoints."""
+    """A run directory being trained: its config, tokenizers, model, optimizer and
+    checkpoints. Opening a trained run to translate, evaluate or export is
+    `seq2seq.run_directory.load_run`'s, which reads no training data.
 
-    def __init__(self, config, run_dir, print_fn=print):
+    Args:
+        config: a checked `Config`; `training.precision` may still be `auto`.
+        run_dir: the run directory.
+        print_fn: where progress lines go.
+        strategy: the tf.distribute strategy, when the caller built it already.
+    """
+
+    def __init__(self, config, run_dir, print_fn=print, strategy=None):
         config_lib.check(config)  # a config built in Python, not loaded
-        if config.decoding.split_sentences and config.data.task != "translation":
-            raise ValueError(
-                f"decoding.split_sentences=true with data.task={config.data.task!r}: a summary "
-                "is of the whole source; expected decoding.split_sentences=false."
-            )
-        if config.training.final_checkpoint not in ("best", "last"):
-            raise ValueError(
-                f"training.final_checkpoint={config.training.final_checkpoint!r}; expected best "
-                "or last."
-            )
         self.config = config
         self.run_dir = pathlib.Path(run_dir)
         self.print = print_fn
         # The strategy first: MultiWorkerMirroredStrategy must come before any TensorFlow op,
         # and `auto` may time matmuls.
-        self.strategy = get_distribution_strategy(config.training.strategy, config.training.tpu)
+        self.strategy = strategy or get_distribution_strategy(
+            config.training.strategy, config.training.tpu)
         self.precision, why = resolve_precision(
             config.training.precision, config.training.strategy
         )
@@ -130,48 +109,21 @@ class Run:
             prepare_model(self.model, self.strategy)
             dummy = tf.ones((1, 2), tf.int32)
             self.model((dummy, dummy))
+            if config.training.freeze_encoder:
+                # Before the optimizer is built: its slots, and so every checkpoint, cover
+                # exactly the trainable weights, and a resumed fine-tune continues them.
+                _freeze_encoder(self.model, print_fn)
             self.model.optimizer.build(self.model.trainable_variables)
         self.checkpoints = Checkpoints(
             self.run_dir, self.model, self.model.optimizer, config.training.keep_checkpoints,
-            is_chief=_is_chief(self.strategy),
+            is_chief=_is_chief(self.strategy), budget_used=self.budget_used,
         )
-        self.translator = Translator(
-            self.model,
-            self.source_tokenizer,
-            self.target_tokenizer,
-            max_source_length=config.data.max_source_length,
-            max_length=config.decoding.max_length or config.model.max_length,
-            split_sentences=config.decoding.split_sentences,
-        )
+        self.translator = Translator.for_config(
+            self.model, self.source_tokenizer, self.target_tokenizer, config)
 
     def restore_final(self):
-        """Loads the weights the run stands for: the mean of the last
-        `training.average_checkpoints` checkpoints when that is over 1, else the best
-        checkpoint or the last one (`training.final_checkpoint`; the last where no validation
-        chose a best). The test metrics of `train`, its export, and the `evaluate`,
-        `translate` and `export` commands all use these."""
-        training = self.config.training
-        if self.checkpoints.latest is None:  # never decode with the initial random weights
-            raise FileNotFoundError(
-                f"{self.run_dir} has no checkpoint in {self.checkpoints.directory}: training "
-                f"wrote none yet (one every training.eval_every={training.eval_every} steps and "
-                "at the end); expected a trained run, e.g. after `seq2seq train`."
-            )
-        best = self.checkpoints.best_manager.latest_checkpoint
-        if training.average_checkpoints > 1:
-            self.checkpoints.average_last(training.average_checkpoints)
-        elif training.final_checkpoint == "best" and best:
-            self.checkpoints.restore(best)
-        else:
-            self.checkpoints.restore()
-
-    def decode(self, sources, n_best=1, return_scores=False):
-        """Translations of `sources` with the config's decoding settings (see
-        `Translator.translate` for `n_best` and `return_scores`)."""
-        decoding = self.config.decoding
-        name, options = strategy_options(decoding, n_best=n_best)
-        return self.translator.translate(sources, strategy=name, batch_size=decoding.batch_size,
-                                         return_scores=return_scores, **options)
+        """Loads the weights the run stands for (`Checkpoints.restore_final`)."""
+        return self.checkpoints.restore_final(self.config.training)
 
 
 def _is_chief(strategy):
@@ -185,93 +137,101 @@ def _is_chief(strategy):
     )
 
 
-# What a run directory keeps for life: its checkpoints hold weights of this architecture and
-# its tokenizer/ this vocabulary. Dropout, max_length and everything about training may change
-# on resume.
-KEPT_ON_RESUME = (
-    "model.size", "model.num_encoder_layers", "model.num_decoder_layers", "model.hidden_dim",
-    "model.num_heads", "model.intermediate_dim", "model.activation", "model.norm_first",
-    "model.position_embedding", "model.share_embeddings", "model.tie_output", "data.tokenizer",
-    "data.sentencepiece_model_type", "data.vocabulary_size", "data.joint_vocabulary",
-)
-
-
 def _check_resumable(config, run_dir):
-    """Refuses to resume a run with checkpoints under another architecture or vocabulary,
-    before its config.yaml is overwritten (the run stays as it was)."""
+    """Refuses to resume a run with checkpoints under another architecture or vocabulary
+    (`run_directory.kept_fields`), before its config.yaml is overwritten."""
     saved = run_dir / "config.yaml"
-    if not saved.exists() or not tf.train.latest_checkpoint(str(checkpoint_directory(run_dir))):
-        return
-    before = config_lib.load(saved)
-    for key in KEPT_ON_RESUME:
-        old, new = config_lib.field_value(before, key), config_lib.field_value(config, key)
-        if old != new:
+    if saved.exists() and tf.train.latest_checkpoint(str(checkpoint_directory(run_dir))):
+        check_same_model(config_lib.load(saved), config, run_dir)
+
+
+def _fine_tuning_base(config, run_dir):
+    """Fine-tuning (`training.init_checkpoint`): the base run's config, after checking that
+    its model is this config's and copying its tokenizer into `run_dir` (a vocabulary learned
+    anew would give its ids other meanings than the base's embedding rows have)."""
+    base = pathlib.Path(config.training.init_checkpoint)
+    where = f"training.init_checkpoint={str(base)!r}"
+    if not (base / "config.yaml").exists() or not (base / "tokenizer").is_dir():
+        raise FileNotFoundError(
+            f"{where}: expected a run directory of `seq2seq train` (with config.yaml, "
+            "tokenizer/ and checkpoints/), found none there."
+        )
+    base_config = config_lib.load(base / "config.yaml")
+    check_same_model(base_config, config, base, instead=f"another {where}")
+    tokenizer, base_tokenizer = run_dir / "tokenizer", base / "tokenizer"
+    if tokenizer.exists():
+        if _files(tokenizer) != _files(base_tokenizer):
             raise ValueError(
-                f"{run_dir} holds checkpoints trained with {key}={old!r}; this config has "
-                f"{key}={new!r}. A run resumes with the architecture and vocabulary it was "
-                f"trained with: expected {key}={old!r}, or a new --run-dir."
+                f"{tokenizer} differs from the tokenizer of {where}; a fine-tune keeps the "
+                f"base run's vocabulary: expected a new --run-dir, or the base {run_dir} "
+                "was first fine-tuned from."
             )
+    else:
+        partial = tokenizer.with_name("tokenizer.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(base_tokenizer, partial)
+        partial.rename(tokenizer)
+    return base, base_config
 
 
-def _init_from(run, path):
-    """Fine-tuning: the model weights (not the optimizer) of another run's latest checkpoint."""
-    checkpoint_dir = pathlib.Path(path)
-    if checkpoint_directory(path).exists():
-        checkpoint_dir = checkpoint_directory(path)
-    latest = tf.train.latest_checkpoint(str(checkpoint_dir)) or str(path)
-    tf.train.Checkpoint(model=run.model).read(latest).expect_partial()
-    run.print(f"initialised from {latest}")
+def _files(directory):
+    """`{relative path: bytes}` of the files under `directory`."""
+    return {str(p.relative_to(directory)): p.read_bytes()
+            for p in sorted(pathlib.Path(directory).rglob("*")) if p.is_file()}
 
 
-def _freeze_encoder(model):
-    model.source_embedding.trainable = False
+def _freeze_encoder(model, print_fn):
+    """Makes the encoder's weights untrainable. A token table shared with the decoder (and the
+    tied output projection) is the decoder's too: it stays trainable, and the run says so."""
     for layer in model.encoder_layers:
         layer.trainable = False
     if model.encoder_norm is not None:
         model.encoder_norm.trainable = False
+    if model.source_embedding is model.target_embedding:
+        print_fn("training.freeze_encoder: the encoder layers are frozen; the token table "
+                 "stays trainable, as the decoder and the output projection share it "
+                 "(model.share_embeddings=true)")
+    else:
+        model.source_embedding.trainable = False
 
 
 def train(config, run_dir, print_fn=print):
-    """Trains (or resumes) the run in `run_dir`; returns the `Run`."""
+    """Trains (or resumes) the run in `run_dir` for exactly `training.steps` steps (or until
+    its time budget or early stopping ends it); returns the `Run`."""
+    config_lib.check(config)
     training = config.training
-    if training.time_budget_minutes and training.strategy == "multi_worker":
-        # Each worker would read its own clock and could stop a step before the others,
-        # leaving them waiting in an all-reduce.
-        raise ValueError(
-            f"training.time_budget_minutes={training.time_budget_minutes} with "
-            "training.strategy='multi_worker': workers must stop at the same step; set "
-            "training.steps and training.time_budget_minutes=null."
-        )
     run_dir = pathlib.Path(run_dir)
     _check_resumable(config, run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    strategy = get_distribution_strategy(training.strategy, training.tpu)
+    base = _fine_tuning_base(config, run_dir) if training.init_checkpoint else None
+    run = Run(config, run_dir, print_fn, strategy=strategy)
+    # The run records the precision it trains in: its translate, evaluate and export use it
+    # without probing again, wherever they run.
+    run.config = config = dataclasses.replace(
+        config, training=dataclasses.replace(training, precision=run.precision))
     config_lib.save(config, run_dir / "config.yaml")
-    run = Run(config, run_dir, print_fn)
     restored = run.checkpoints.restore()
     step = int(run.model.optimizer.iterations.numpy())
     if restored:
         print_fn(f"resuming from {restored} at step {step}")
-    elif training.init_checkpoint:
-        _init_from(run, training.init_checkpoint)
-    if training.freeze_encoder:
-        _freeze_encoder(run.model)
-        compile_model(run.model, config, run.budget_used)  # trainable variables changed
+    elif base is not None:
+        base_dir, base_config = base
+        weights = Checkpoints(base_dir, run.model).restore_final(base_config.training)
+        print_fn(f"initialised from {weights}")
 
     eval_every = max(1, min(training.eval_every, training.steps))
     epochs = math.ceil(training.steps / eval_every)
-    initial_epoch = int(run.checkpoints.batches.numpy()) // eval_every
-    state_file = run_dir / "train_state.json"
-    state = json.loads(state_file.read_text()) if state_file.exists() else {}
-    if initial_epoch >= epochs or state.get("stopped_by") in ("time budget", "early stopping"):
-        print_fn(f"training already finished at step {step} "
-                 f"({state.get('stopped_by', 'all steps done')})")
+    batches = int(run.checkpoints.batches.numpy())
+    stopped_by = run.checkpoints.stop_reason.numpy().decode()
+    if step >= training.steps or stopped_by in ("time budget", "early stopping"):
+        print_fn(f"training already finished at step {step} ({stopped_by or 'all steps done'})")
         return run
     with run.strategy.scope():
         dataset = inputs.train_dataset(
             config.data, run.train_pairs, run.source_tokenizer, run.target_tokenizer,
-            config.model.max_length, skip=int(run.checkpoints.batches.numpy()),
+            config.model.max_length, skip=batches,
             # Collective all-reduces (and TPUs) need one batch shape on every worker.
-            static_shapes=training.strategy in ("multi_worker", "tpu"),
+            static_shapes=training.strategy in ("multi_worker", "tpu"), print_fn=print_fn,
         )
     valid_pairs = inputs.load_split(config.data, "valid")[: training.valid_sentences]
     logs = run_dir / "logs"
@@ -282,13 +242,13 @@ def train(config, run_dir, print_fn=print):
     if training.time_budget_minutes:
         # A resumed run gets what its checkpoint had left of the budget.
         budget = 60 * training.time_budget_minutes
-        used = _budget_used_at(run_dir / "validation.jsonl", step) if restored else 0.0
+        used = min(max(float(run.budget_used.numpy()), 0.0), 1.0)
         deadline = time.time() + budget * (1.0 - used)
         callbacks.append(BudgetClock(run.budget_used, deadline, budget))
     validation = Validation(
         config.data.task, run.translator, valid_pairs, run.checkpoints, eval_every,
-        valid_writer, patience=training.early_stopping_patience, deadline=deadline,
-        history_path=run_dir / "validation.jsonl", print_fn=print_fn,
+        valid_writer, total_steps=training.steps, patience=training.early_stopping_patience,
+        deadline=deadline, history_path=run_dir / "validation.jsonl", print_fn=print_fn,
         budget_used=run.budget_used if deadline is not None else None,
     )
     callbacks += [
@@ -300,47 +260,20 @@ def train(config, run_dir, print_fn=print):
         dataset,
         epochs=epochs,
         steps_per_epoch=eval_every,
-        initial_epoch=initial_epoch,
+        # Epochs count whole eval_every blocks; a resumed one ends at the next multiple.
+        initial_epoch=min(batches // eval_every, epochs - 1),
         callbacks=callbacks,
         verbose=0,
     )
-    stopped_by = validation.stop_reason or "all steps done"
-    state = {"step": int(run.model.optimizer.iterations.numpy()), "stopped_by": stopped_by}
-    partial = state_file.with_name(state_file.name + ".partial")
-    partial.write_text(json.dumps(state) + "\n")
-    partial.replace(state_file)
     return run
-
-
-def _budget_used_at(history_path, step):
-    """The share of the time budget spent when the checkpoint of `step` was written, from
-    the validation history (0 if it does not say)."""
-    used = 0.0
-    if history_path.exists():
-        for line in history_path.read_text().splitlines():
-            record = json.loads(line)
-            if record["step"] <= step:
-                used = record.get("budget_used", used)
-    return min(max(used, 0.0), 1.0)
-
-
-def evaluate(run, split="test"):
-    """Decodes a split with the run's final weights (`Run.restore_final`) and the configured
-    search; returns its metrics (and examples)."""
-    config = run.config
-    run.restore_final()
-    pairs = inputs.load_split(config.data, split)
-    sources, references = [s for s, _ in pairs], [t for _, t in pairs]
-    hypotheses = run.decode(sources)
-    scores = metrics.task_scores(config.data.task, hypotheses, references)
-    examples = list(zip(sources, references, hypotheses))[: config.decoding.examples]
-    return scores, examples
 
 
 def train_and_evaluate(config, run_dir, print_fn=print):
     """Trains, evaluates on the test split, exports; returns the final JSON-able summary."""
     start = time.time()
     run = train(config, run_dir, print_fn)
+    config = run.config  # with the precision it resolved
+    run.restore_final()
     scores, examples = evaluate(run, "test")
     for name, score in scores.items():
         print_fn(f"test {score!r}")
@@ -359,9 +292,9 @@ def train_and_evaluate(config, run_dir, print_fn=print):
         summary["export"] = str(export_dir)
     summary["run_dir"] = str(run_dir)
     summary["minutes"] = round((time.time() - start) / 60, 2)
-    with open(pathlib.Path(run_dir) / "test_metrics.json", "w") as out:
-        json.dump({**summary, "signatures": {n: s.signature for n, s in scores.items()}}, out,
-                  indent=2)
+    signatures = {name: score.signature for name, score in scores.items()}
+    atomic.write_text(pathlib.Path(run_dir) / "test_metrics.json",
+                      json.dumps({**summary, "signatures": signatures}, indent=2) + "\n")
     _write_hparams(run, summary)
     return summary
 

@@ -21,6 +21,7 @@ import keras_tuner as kt
 import tensorflow as tf
 
 from seq2seq import config as config_lib
+from seq2seq.models.factory import SIZE_OVERRIDES, build_model
 from seq2seq.training import inputs, trainer
 
 TUNERS = {
@@ -28,7 +29,6 @@ TUNERS = {
     "hyperband": kt.Hyperband,
     "random": kt.RandomSearch,
 }
-MAXIMISED = ("bleu", "chrf", "rouge1", "rouge2", "rougeLsum")
 
 
 def declare(hp, space):
@@ -82,7 +82,7 @@ def check_architecture(config):
 
     model = {**size_kwargs(config.model.size),
              **{k: v for k, v in dataclasses.asdict(config.model).items()
-                if k in trainer.MODEL_OVERRIDES and v is not None}}
+                if k in SIZE_OVERRIDES and v is not None}}
     if model["hidden_dim"] % model["num_heads"]:
         raise kt.errors.FailedTrialError(
             f"invalid combination: hidden_dim {model['hidden_dim']} is not divisible by "
@@ -109,29 +109,22 @@ class TransformerHyperModel(kt.HyperModel):
         config = self.trial_config(hp)
         check_architecture(config)
         vocabulary = config.data.vocabulary_size
-        model = trainer.build_model(config.model, vocabulary, vocabulary)
+        model = build_model(config.model, vocabulary, vocabulary)
         trainer.compile_model(model, config)
         return model
 
 
 def _objective(config):
-    name = config.tuning.objective
+    # config.check has held the name to its task's metrics; None is the task's main one.
+    name = config.tuning.objective or config_lib.TASK_METRICS[config.data.task][0]
     if name == "loss":
         return kt.Objective("val_loss", direction="min")
-    if name not in MAXIMISED:
-        raise ValueError(
-            f"tuning.objective={name!r}; expected loss or one of {', '.join(MAXIMISED)}."
-        )
     return kt.Objective(f"val_{name}", direction="max")
 
 
 def make_tuner(config, directory, print_fn=print):
     """The KerasTuner tuner named by `config.tuning.tuner`, its trials running `train()`."""
     tuning = config.tuning
-    if tuning.tuner not in TUNERS:
-        raise ValueError(
-            f"tuning.tuner={tuning.tuner!r}; expected one of {', '.join(TUNERS)}."
-        )
     hypermodel = TransformerHyperModel(config)
     trials_dir = pathlib.Path(directory) / "trials"
 
@@ -225,6 +218,7 @@ def tune(config, run_dir, print_fn=print):
     Returns:
         `{"best_config": path, "best_score": value, "trials": n, "failed": n}`.
     """
+    config_lib.check_objective(config)
     run_dir = pathlib.Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     config_lib.save(config, run_dir / "config.yaml")

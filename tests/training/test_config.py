@@ -35,14 +35,14 @@ def test_resolved_config_round_trips(tmp_path):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["training.steps=many"], r"training.steps expects a number, got 'many'"),
+        (["training.steps=many"], r"training.steps expects an integer, got 'many'"),
         (["training.steps=1.5"], r"training.steps expects an integer, got 1.5"),
         (["training.jit_compile=3"], r"training.jit_compile expects true or false"),
         (["training.stepz=3"], r"no field 'training.stepz' in the config"),
         (["steps=3"], r"expected section.field=value"),
-        (["decoding.max_length=long"], r"decoding.max_length expects a number or null, got 'long'"),
+        (["decoding.max_length=long"], r"decoding.max_length expects an integer or null, got 'long'"),
         (["training.time_budget_minutes=true"],
-         r"training.time_budget_minutes expects a number or null, got True"),
+         r"training.time_budget_minutes expects a finite number or null, got True"),
     ],
 )
 def test_bad_overrides_say_what_was_expected(overrides, message):

@@ -11,6 +11,7 @@ import tensorflow as tf
 from tensorflow.python.checkpoint import checkpoint_management
 
 from seq2seq import config as config_lib
+from seq2seq.run_directory import load_run
 from seq2seq.training import trainer
 from seq2seq.training.callbacks import BudgetClock
 from seq2seq.training.checkpoints import Checkpoints
@@ -71,14 +72,18 @@ def test_a_resumed_run_continues_with_what_was_left_of_its_time_budget(tmp_path,
     path = shrunk("translation", tmp_path, **DETERMINISTIC)
     overrides = ("training.time_budget_minutes=10", "training.schedule=linear",
                  "training.decay_fraction=1.0", "training.eval_every=3")
-    train(path, tmp_path / "run", "training.steps=6", *overrides)
-    history_file = tmp_path / "run" / "validation.jsonl"
-    history = [json.loads(line) for line in history_file.read_text().splitlines()]
+    run, _ = train(path, tmp_path / "run", "training.steps=6", *overrides)
+    # The budget spent is in the checkpoint (and in the history, for people).
+    history = [json.loads(line)
+               for line in (tmp_path / "run" / "validation.jsonl").read_text().splitlines()]
     assert [r["step"] for r in history] == [3, 6]
     assert 0 < history[0]["budget_used"] < history[1]["budget_used"] < 0.5
+    reader = tf.train.load_checkpoint(run.checkpoints.latest)
+    assert reader.get_tensor("budget_used/.ATTRIBUTES/VARIABLE_VALUE") == pytest.approx(
+        history[1]["budget_used"])
     # As if the checkpoint of step 6 had been written with 90% of the budget spent.
-    history[1]["budget_used"] = 0.9
-    history_file.write_text("".join(json.dumps(r) + "\n" for r in history))
+    run.budget_used.assign(0.9)
+    run.checkpoints.save(6)
 
     keras.backend.clear_session()
     resumed, lines = train(path, tmp_path / "run", "training.steps=12", *overrides)
@@ -169,9 +174,7 @@ def test_a_reopened_run_loads_the_weights_it_reports(tmp_path, shrunk):
 
     def reopened(*overrides):
         keras.backend.clear_session()
-        config = config_lib.load(tmp_path / "run" / "config.yaml", list(overrides))
-        run = trainer.Run(config, tmp_path / "run", print_fn=lambda *_: None)
-        run.restore_final()
+        run = load_run(tmp_path / "run", list(overrides))
         return [np.asarray(w) for w in run.model.weights]
 
     for value, a, b in zip(reopened(), third, sixth):  # the mean of the last 2
@@ -182,7 +185,8 @@ def test_a_reopened_run_loads_the_weights_it_reports(tmp_path, shrunk):
     last = reopened("training.average_checkpoints=1", "training.final_checkpoint=last")
     for value, expected in zip(last, sixth):
         np.testing.assert_array_equal(value, expected)
-    with pytest.raises(ValueError, match="training.final_checkpoint='final'; expected best or"):
+    with pytest.raises(ValueError, match="training.final_checkpoint='final'; expected one of best, "
+                                         "last."):
         reopened("training.final_checkpoint=final")
 
 
@@ -193,7 +197,7 @@ def test_resuming_under_another_architecture_is_refused_and_leaves_the_run_as_it
     saved = (tmp_path / "run" / "config.yaml").read_text()
     keras.backend.clear_session()
     with pytest.raises(ValueError, match=(
-            r"run holds checkpoints trained with model.num_decoder_layers=1; this config has "
+            r"run holds a model trained with model.num_decoder_layers=1; this config has "
             r"model.num_decoder_layers=2. .* expected model.num_decoder_layers=1, or a new "
             r"--run-dir.")):
         train(path, tmp_path / "run", "training.steps=6", "model.num_decoder_layers=2")
