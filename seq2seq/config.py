@@ -419,7 +419,7 @@ def _coerce(value, kind, nullable, where, from_text):
         value = yaml.safe_load(text) if text != "" else ""
         if kind is str and value is not None:
             value = text
-    if kind is float and isinstance(value, str):
+    if kind in (int, float) and isinstance(value, str):
         try:
             value = float(value)
         except ValueError:

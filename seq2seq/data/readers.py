@@ -10,6 +10,7 @@ import gzip
 import json
 import logging
 import pathlib
+import zlib
 
 logger = logging.getLogger(__name__)
 
@@ -69,23 +70,36 @@ class _Checker:
 
 
 def _lines(path):
-    """`(line number, text or None if not UTF-8)` of a plain or gzip file."""
+    """`(line number, text or None if not UTF-8)` of a plain or gzip file; blank lines at its
+    end (an editor's final newline, or a few) are not lines of data."""
     path = pathlib.Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist.")
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as raw:
-        empty = True
-        for number, data in enumerate(raw, start=1):
-            empty = False
-            if number == 1:  # a byte order mark (Windows editors, spreadsheet exports)
-                data = data.removeprefix(b"\xef\xbb\xbf")
-            try:
-                yield number, data.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError:
-                yield number, None
-        if empty:
-            raise ValueError(f"{path} is empty, expected at least one line of text.")
+    blank = []  # blank lines held back until a line of text shows they are not trailing
+    try:
+        with opener(path, "rb") as raw:
+            empty = True
+            for number, data in enumerate(raw, start=1):
+                empty = False
+                if number == 1:  # a byte order mark (Windows editors, spreadsheet exports)
+                    data = data.removeprefix(b"\xef\xbb\xbf")
+                try:
+                    text = data.decode("utf-8").rstrip("\r\n")
+                except UnicodeDecodeError:
+                    text = None
+                if text is not None and not text.strip():
+                    blank.append((number, text))
+                    continue
+                yield from blank
+                blank.clear()
+                yield number, text
+    except (OSError, EOFError, zlib.error) as error:  # gzip.BadGzipFile is an OSError
+        kind = "gzip-compressed " if opener is gzip.open else ""
+        raise ValueError(f"{path} cannot be read ({type(error).__name__}: {error}); expected "
+                         f"{kind}UTF-8 text.") from None
+    if empty or len(blank) == number:
+        raise ValueError(f"{path} is empty, expected at least one line of text.")
 
 
 def _text_lines(path, check):

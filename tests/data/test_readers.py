@@ -94,3 +94,28 @@ def test_empty_and_missing_files(tmp_path):
 def test_unknown_policy(tmp_path):
     with pytest.raises(ValueError, match="on_error='ignore'; expected one of skip, error"):
         read_tsv(write(tmp_path / "a.tsv", "a\tb\n"), on_error="ignore")
+
+
+def test_trailing_blank_lines_are_not_malformed_but_a_blank_line_within_is(tmp_path):
+    report = ReadReport()
+    pairs = read_tsv(write(tmp_path / "a.tsv", "a\tb\n\nc\td\n\n \r\n"), report=report)
+    assert pairs == [("a", "b"), ("c", "d")]
+    assert report.skipped == {str(tmp_path / "a.tsv"): [
+        (2, "has 1 field(s), expected 2 (source<TAB>target)")]}
+    jsonl = '{"source": "a", "target": "b"}\n\n'
+    report = ReadReport()
+    assert read_jsonl(write(tmp_path / "a.jsonl", jsonl), report=report) == [("a", "b")]
+    assert report.num_skipped == 0
+    with pytest.raises(ValueError, match=r"b.tsv is empty, expected at least one line"):
+        read_tsv(write(tmp_path / "b.tsv", "\n\n"))
+
+
+@pytest.mark.parametrize("data, reason", [
+    (gzip.compress(b"a\tb\nc\td\n")[:-8], r"EOFError: Compressed file ended"),
+    (b"plain text, not gzip\n", r"BadGzipFile: Not a gzipped file"),
+])
+def test_a_corrupt_gzip_file_is_named_with_what_was_expected(tmp_path, data, reason):
+    path = write(tmp_path / "train.tsv.gz", data)
+    with pytest.raises(ValueError, match=rf"train.tsv.gz cannot be read \({reason}.*\); "
+                                         r"expected gzip-compressed UTF-8 text."):
+        read_tsv(path)

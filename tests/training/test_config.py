@@ -1,5 +1,7 @@
 """Config: defaults < YAML < --set, typed checks, the resolved file round trip."""
 
+import re
+
 import pytest
 import yaml
 
@@ -43,6 +45,16 @@ def test_resolved_config_round_trips(tmp_path):
         (["decoding.max_length=long"], r"decoding.max_length expects an integer or null, got 'long'"),
         (["training.time_budget_minutes=true"],
          r"training.time_budget_minutes expects a finite number or null, got True"),
+        (["training.learning_rate=.nan"], r"training.learning_rate expects a finite number, "
+                                          r"got nan"),
+        (["training.clip_norm=.inf"], r"training.clip_norm expects a finite number or null, "
+                                      r"got inf"),
+        (["decoding.temperature=-.inf"], r"decoding.temperature expects a finite number"),
+        (["training.time_budget_minutes=.nan"], r"expects a finite number or null, got nan"),
+        (["training.steps=.inf"], r"training.steps expects an integer, got inf"),
+        (["data.batch_size=2.5"], r"data.batch_size expects an integer or null, got 2.5"),
+        (["model.norm_first=yes please"], r"model.norm_first expects true or false"),
+        (["decoding.strategy=3"], r"decoding.strategy='3'; expected one of beam, greedy"),
     ],
 )
 def test_bad_overrides_say_what_was_expected(overrides, message):
@@ -111,3 +123,91 @@ def test_recipe_configs_load():
         )
         config = config_lib.load(path)
         assert config.data.task == recipe.split("_")[0]
+
+
+def test_integral_numbers_are_taken_for_integer_fields():
+    config = config_lib.load(None, ["training.steps=2e3", "data.batch_size=32.0"])
+    assert (config.training.steps, config.data.batch_size) == (2000, 32)
+    assert isinstance(config.training.steps, int)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["training.average_checkpoints=4"], "training.average_checkpoints=4 but only "
+         "training.keep_checkpoints=3 are kept; expected training.average_checkpoints <= "
+         "training.keep_checkpoints."),
+        (["data.task=summarization", "data.dataset=debian-descriptions",
+          "data.split_sentences=true"], "data.split_sentences=true with "
+         "data.task='summarization'"),
+        (["training.time_budget_minutes=5", "training.strategy=multi_worker"],
+         "workers must stop at the same step; expected training.time_budget_minutes=null"),
+        (["data.max_source_length=200"], "data.max_source_length=200; expected at most "
+         "model.max_length=128."),
+        (["decoding.max_length=129"], "decoding.max_length=129; expected at most "
+         "model.max_length=128."),
+        (["data.batch_tokens=100"], "data.batch_tokens=100 cannot hold one sequence of "
+         "model.max_length + 1 = 129 tokens"),
+        (["data.batch_tokens=null"], "data.batch_tokens and data.batch_size are both null"),
+        (["data.dataset=null"], "data.dataset=null and no data.train_file"),
+        (["data.joint_vocabulary=false"], "model.share_embeddings=true needs one vocabulary"),
+    ],
+)
+def test_rules_between_fields_are_checked_at_load(overrides, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        config_lib.load(None, overrides)
+
+
+def test_a_tuning_objective_must_be_a_metric_of_the_task():
+    config = config_lib.load(None, ["tuning.objective=rouge2"])
+    with pytest.raises(ValueError, match=r"tuning.objective='rouge2' is not a metric of "
+                                         r"data.task='translation'; expected one of bleu, chrf"):
+        config_lib.check_objective(config)
+    config_lib.check_objective(config_lib.load("recipes/summarization/config.yaml"))
+
+
+def test_every_registry_dispatches_on_exactly_the_names_the_config_allows():
+    import keras
+
+    from seq2seq import datasets, decoding, models
+    from seq2seq.data import readers
+    from seq2seq.export.saved_model import QUANTIZATION_MODES
+    from seq2seq.layers.position_embedding import POSITION_EMBEDDINGS
+    from seq2seq.text import tokenizer
+    from seq2seq.training import distribution, inputs, precision, schedules, trainer
+    from seq2seq.tuning import search
+
+    registries = {
+        "model.size": models.SIZES,
+        "model.position_embedding": POSITION_EMBEDDINGS,
+        "data.task": inputs.TASKS,
+        "data.dataset": datasets.BUILDERS,
+        "data.on_error": readers.ON_ERROR,
+        "data.tokenizer": tokenizer.KINDS,
+        "data.sentencepiece_model_type": tokenizer.SENTENCEPIECE_MODEL_TYPES,
+        "training.optimizer": trainer.OPTIMIZERS,
+        "training.schedule": schedules.SCHEDULES,
+        "training.precision": (*precision.POLICIES, "auto"),
+        "training.strategy": distribution.STRATEGIES,
+        "decoding.strategy": decoding.STRATEGIES,
+        "export.quantize": QUANTIZATION_MODES,
+        "tuning.tuner": search.TUNERS,
+        "tuning.objective": {m for ms in config_lib.TASK_METRICS.values() for m in ms},
+    }
+    for key, registry in registries.items():
+        assert set(registry) == set(config_lib.CHOICES[key]), key
+    for name in config_lib.CHOICES["model.activation"]:
+        assert callable(keras.activations.get(name))
+
+
+def test_resuming_keeps_max_length_only_where_positions_are_learned(tmp_path):
+    from seq2seq.run_directory import check_same_model
+
+    learned = config_lib.load(None, ["model.position_embedding=learned"])
+    longer = config_lib.apply_overrides(learned, ["model.max_length=256"])
+    with pytest.raises(ValueError, match=r"run holds a model trained with model.max_length=128; "
+                                         r"this config has model.max_length=256"):
+        check_same_model(learned, longer, tmp_path / "run")
+    sinusoidal = config_lib.load(None)
+    check_same_model(sinusoidal, config_lib.apply_overrides(sinusoidal, ["model.max_length=256"]),
+                     tmp_path / "run")
