@@ -123,20 +123,26 @@ class BeamSearch:
         # Row offsets into the flattened (batch * beams) axis.
         offsets = ops.expand_dims(ops.arange(batch_size) * k, 1)
 
-        def cond(alive, alive_log_probs, finished, finished_scores, cache, index, *alignments):
+        def sentence_done(alive_log_probs, finished_scores):
+            """(batch,) whether each sentence's finished hypotheses are final."""
             worst_finished = ops.min(finished_scores, axis=1)
             if self.early_stopping:
-                done = ops.greater(worst_finished, MASK_LOGIT / 2)
-            else:
-                # Log-probs only fall, the length penalty only grows with length and the
-                # coverage penalty is <= 0: no alive hypothesis can end with more than its
-                # log-prob over the longest length penalty.
-                best_possible = alive_log_probs[:, 0] / length_penalty(limit - 1, self.alpha)
-                done = ops.greater(worst_finished, best_possible)
+                return ops.greater(worst_finished, MASK_LOGIT / 2)
+            # Log-probs only fall, the length penalty only grows with length and the coverage
+            # penalty is <= 0: no alive hypothesis can end with more than its log-prob over
+            # the longest length penalty.
+            best_possible = alive_log_probs[:, 0] / length_penalty(limit - 1, self.alpha)
+            return ops.greater(worst_finished, best_possible)
+
+        def cond(alive, alive_log_probs, finished, finished_scores, cache, index, *alignments):
+            done = sentence_done(alive_log_probs, finished_scores)
             return ops.logical_and(ops.less(index, limit), ops.logical_not(ops.all(done)))
 
         def body(alive, alive_log_probs, finished, finished_scores, cache, index, alignments,
                  finished_alignments):
+            # A sentence that is done keeps its finished hypotheses while the others of the
+            # batch go on, so that it ends as it would alone.
+            done = ops.expand_dims(sentence_done(alive_log_probs, finished_scores), 1)
             flat = ops.reshape(alive, (batch_size * k, max_length))
             logits, _, cache = next_fn(flat, cache, index)
             log_probs = log_probabilities(logits, index, self.min_length)
@@ -180,7 +186,8 @@ class BeamSearch:
             new_scores = top_log_probs / length_penalty(index, self.alpha)
             if attention is not None:
                 new_scores = new_scores + coverage(candidate_alignments)
-            new_scores = ops.where(ops.logical_and(ends, in_top_k), new_scores, MASK_LOGIT)
+            new_scores = ops.where(ops.logical_and(ops.logical_and(ends, in_top_k),
+                                                   ops.logical_not(done)), new_scores, MASK_LOGIT)
             merged_scores = ops.concatenate([finished_scores, new_scores], axis=1)
             merged = ops.concatenate([finished, sequences], axis=1)
             finished_scores, finished_rank = ops.top_k(merged_scores, k)
@@ -200,12 +207,16 @@ class BeamSearch:
                 (alive, alive_log_probs, finished, finished_scores, cache,
                  ops.convert_to_tensor(1, "int32"), alignments, finished_alignments),
             )
-        # Sentences with fewer than n_best finished hypotheses are completed with alive ones,
-        # scored at the length they reached.
+        # Sentences with fewer than n_best finished hypotheses (cut by the length limit) are
+        # completed with alive ones, scored at the length they reached; the others return
+        # finished hypotheses only.
+        has_finished = ops.greater(finished_scores, MASK_LOGIT / 2)
+        complete = ops.greater_equal(ops.sum(ops.cast(has_finished, "int32"), axis=1,
+                                             keepdims=True), self.n_best)
         alive_scores = alive_log_probs / length_penalty(index - 1, self.alpha)
         if attention is not None:
             alive_scores = alive_scores + coverage(alignments)
-        has_finished = ops.greater(finished_scores, MASK_LOGIT / 2)
+        alive_scores = ops.where(complete, MASK_LOGIT, alive_scores)
         merged_scores = ops.concatenate(
             [ops.where(has_finished, finished_scores, MASK_LOGIT), alive_scores], axis=1
         )

@@ -24,7 +24,8 @@ def transitions(*rows):
     return table / table.sum(axis=1, keepdims=True)
 
 
-# Sentence 0 prefers "a" then "c c", sentence 1 prefers "b".
+# Sentence 0 prefers "a" then "c c", sentence 1 prefers "b"; sentence 2 ends "a" and "bc" early
+# while "bcc..." goes on, more probable than "bc".
 TABLES = np.stack([
     transitions(
         (START, {3: 0.6, 4: 0.4}),
@@ -37,6 +38,12 @@ TABLES = np.stack([
         (4, {END: 0.6, 3: 0.4}),
         (5, {END: 1.0}),
         (3, {END: 0.8, 4: 0.2}),
+    ),
+    transitions(
+        (START, {3: 0.5, 4: 0.5}),
+        (3, {END: 1.0}),
+        (4, {5: 0.99, END: 0.01}),
+        (5, {5: 0.9, END: 0.1}),
     ),
 ])
 
@@ -258,6 +265,40 @@ def test_early_stopping_returns_finished_hypotheses():
     )
     hypotheses = [text(t) for t in np.asarray(result.tokens)[0]]
     assert hypotheses == ["b", "c"]
+
+
+@pytest.mark.parametrize("beam_size, alpha", [(2, 0.0), (2, 2.0), (3, 0.6), (3, 2.0)])
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_a_sentence_decodes_alike_alone_and_in_a_batch(beam_size, alpha, early_stopping):
+    search = BeamSearch(beam_size=beam_size, alpha=alpha, n_best=beam_size,
+                        early_stopping=early_stopping)
+    batch = search(scripted_next, cache_for([0, 1]), 2, 8)
+    for sentence in (0, 1):
+        alone = search(scripted_next, cache_for([sentence]), 1, 8)
+        np.testing.assert_array_equal(np.asarray(batch.tokens)[sentence],
+                                      np.asarray(alone.tokens)[0])
+        np.testing.assert_allclose(np.asarray(batch.scores)[sentence],
+                                   np.asarray(alone.scores)[0], atol=1e-6)
+        # Room enough: every hypothesis is finished, and its score is its own (scored here
+        # independently).
+        for tokens, score in zip(np.asarray(alone.tokens)[0], np.asarray(alone.scores)[0]):
+            assert END in tokens
+            hypothesis = text(tokens)
+            expected = log_prob(sentence, hypothesis) / ((5 + len(hypothesis) + 1) / 6) ** alpha
+            assert score == pytest.approx(expected, abs=1e-5)
+
+
+def test_early_stopping_returns_the_finished_not_a_longer_unfinished_one():
+    # After step 3, "a" and "bc" have ended: the sentence is done. "bcc", alive, would score
+    # higher at its length (-0.81 / 1.78 against "a"'s -0.69 / 1.36) but has no end.
+    result = BeamSearch(beam_size=2, alpha=2.0, n_best=2, early_stopping=True)(
+        scripted_next, cache_for([2]), 1, 8
+    )
+    tokens = np.asarray(result.tokens)[0]
+    assert [text(t) for t in tokens] == ["a", "bc"] and all(END in t for t in tokens)
+    np.testing.assert_allclose(np.asarray(result.scores)[0],
+                               [log_prob(2, "a") / (7 / 6) ** 2, log_prob(2, "bc") / (8 / 6) ** 2],
+                               atol=1e-5)
 
 
 def test_beam_min_length():
