@@ -115,7 +115,7 @@ def _export(args):
         warmup = []
     path = export_translator(run.translator, run.config.decoding, args.out_dir,
                              version=run.config.export.version, warmup_texts=warmup,
-                             quantize=run.config.export.quantize)
+                             quantize=run.config.export.quantize, limits=run.config.export)
     _print(json.dumps({"export": str(path)}))
 
 

@@ -119,6 +119,11 @@ class ExportConfig:
     enabled: bool = True  # export a SavedModel at the end of training
     version: int = 1  # TF Serving model version directory
     quantize: Optional[str] = None  # "int8": int8 weights (Keras quantize) in the export only
+    # Limits of a served request, checked in the graph, so that no request can exhaust a
+    # server's memory (a request is one beam-search batch of all its sentences).
+    max_inputs_per_request: int = 64  # more texts in one request: refused with an error
+    max_input_bytes: int = 100_000  # a longer text is cut to this many bytes before tokenizing
+    max_sentences_per_input: int = 32  # with split_sentences: more sentences in a text: refused
 
 
 def _default_space():
@@ -243,6 +248,9 @@ RANGES = {
     "decoding.batch_size": _COUNT,
     "decoding.examples": _NON_NEGATIVE,
     "export.version": _NON_NEGATIVE,
+    "export.max_inputs_per_request": _COUNT,
+    "export.max_input_bytes": _COUNT,
+    "export.max_sentences_per_input": _COUNT,
     "tuning.max_trials": _COUNT,
     "tuning.steps_per_trial": _COUNT,
     "tuning.minutes_per_trial": _POSITIVE,

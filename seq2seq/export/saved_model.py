@@ -13,7 +13,9 @@ import warnings
 
 import tensorflow as tf
 
+from seq2seq.config import ExportConfig
 from seq2seq.decoding import get_strategy, strategy_options
+from seq2seq.text import sentences
 
 QUANTIZATION_MODES = ("int8",)
 
@@ -40,7 +42,13 @@ def quantized(translator, mode):
 
 
 class TranslationModule(tf.Module):
-    """The serving module: a `Translator` and fixed decoding settings.
+    """The serving module: a `Translator`, fixed decoding settings and request limits.
+
+    Every request is one search batch of all its sentences, so its size is bounded in the graph
+    (`ExportConfig`): more than `max_inputs_per_request` texts, or with sentence splitting more
+    than `max_sentences_per_input` sentences in a text, is refused with an InvalidArgument
+    error that says the limit and what was sent; a text over `max_input_bytes` is cut to that
+    many bytes before it is tokenized (the model reads at most its `max_length` tokens of it).
 
     Signatures:
         serving_default: `text` string `[batch]` -> `translations` string `[batch, n_best]`,
@@ -55,8 +63,9 @@ class TranslationModule(tf.Module):
             -> `tokens` int32 `[batch, n_best, max_length]`, `scores` float32 `[batch, n_best]`.
     """
 
-    def __init__(self, translator, decoding):
+    def __init__(self, translator, decoding, limits=None):
         super().__init__(name="translation")
+        self.limits = limits or ExportConfig()
         self.translator = translator
         self.model = translator.model
         self.source_tokenizer = translator.source_tokenizer
@@ -75,6 +84,7 @@ class TranslationModule(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve(self, text):
+        text = self._within_limits(text)
         translations, scores = self.translator.translate_graph(
             text, self.strategy, self.max_length
         )
@@ -87,6 +97,7 @@ class TranslationModule(tf.Module):
         tf.TensorSpec([], tf.int32, name="n_best"),
     ])
     def serve_with_options(self, text, alpha, max_length, n_best):
+        text = self._within_limits(text)
         checks = [
             _expect(alpha, ">=", 0.0, "alpha"),
             _expect(max_length, ">=", 2, "max_length"),
@@ -108,9 +119,31 @@ class TranslationModule(tf.Module):
     def serve_ids(self, source_ids):
         from seq2seq.decoding import generate
 
+        with tf.control_dependencies([self._request_size(tf.shape(source_ids)[0])]):
+            source_ids = tf.identity(source_ids)
         result = generate(self.model, source_ids, self.strategy, self.max_length)
         return {"tokens": tf.convert_to_tensor(result.tokens),
                 "scores": tf.convert_to_tensor(result.scores)}
+
+
+    def _request_size(self, count):
+        limit = self.limits.max_inputs_per_request
+        return tf.debugging.assert_less_equal(
+            count, limit, message=f"expected at most export.max_inputs_per_request={limit} "
+            "inputs per request (send more requests); got")
+
+    def _within_limits(self, text):
+        """`text` cut to `max_input_bytes`, after checking the request's size."""
+        checks = [self._request_size(tf.size(text))]
+        text = tf.strings.substr(text, 0, self.limits.max_input_bytes)
+        if self.translator.split_sentences:
+            limit = self.limits.max_sentences_per_input
+            counts = tf.concat([[0], sentences.split(text).row_lengths()], axis=0)
+            checks.append(tf.debugging.assert_less_equal(
+                tf.reduce_max(counts), tf.cast(limit, tf.int64), message=f"expected at most export.max_sentences_per_input={limit} sentences in "
+                "a text (send a long document in parts); its longest text has"))
+        with tf.control_dependencies(checks):
+            return tf.identity(text)
 
 
 def _expect(value, relation, bound, name, why=""):
@@ -157,7 +190,8 @@ def graph_ops(export_dir):
     return ops
 
 
-def export_translator(translator, decoding, out_dir, version=1, warmup_texts=(), quantize=None):
+def export_translator(translator, decoding, out_dir, version=1, warmup_texts=(), quantize=None,
+                      limits=None):
     """Writes the SavedModel to `out_dir/<version>` and returns that path.
 
     Args:
@@ -168,6 +202,8 @@ def export_translator(translator, decoding, out_dir, version=1, warmup_texts=(),
         warmup_texts: a few real requests for `assets.extra/tf_serving_warmup_requests`.
         quantize: None, or "int8" to export int8 weights (see `quantized`); the translator
             passed in is left as it is.
+        limits: an `ExportConfig` whose request limits the export enforces (default its
+            defaults; see `TranslationModule`).
     """
     if quantize:
         translator = quantized(translator, quantize)
@@ -178,7 +214,7 @@ def export_translator(translator, decoding, out_dir, version=1, warmup_texts=(),
     shutil.rmtree(partial, ignore_errors=True)
     shutil.rmtree(replaced, ignore_errors=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    module = TranslationModule(translator, decoding)
+    module = TranslationModule(translator, decoding, limits)
     tf.saved_model.save(
         module,
         str(partial),

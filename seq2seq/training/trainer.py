@@ -287,7 +287,7 @@ def train_and_evaluate(config, run_dir, print_fn=print):
             run.translator, config.decoding, pathlib.Path(run_dir) / "export",
             version=config.export.version,
             warmup_texts=[source for source, _, _ in examples],
-            quantize=config.export.quantize,
+            quantize=config.export.quantize, limits=config.export,
         )
         summary["export"] = str(export_dir)
     summary["run_dir"] = str(run_dir)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from seq2seq.config import DecodingConfig
+from seq2seq.config import DecodingConfig, ExportConfig
 from seq2seq.data.readers import read_tsv
 from seq2seq.decoding.translator import Translator
 from seq2seq.export.saved_model import WARMUP_FILE, export_translator, graph_ops, quantized
@@ -114,6 +114,54 @@ def test_bad_input_through_the_signature(exported):
     out = serve(served / "3", mixed)
     assert len(out["translations"]) == len(mixed)
     assert [out["translations"][1], out["translations"][4]] == alone
+
+
+def serve_each(export_dir, requests):
+    """Like `serve`, several `(signature, texts, options)` requests in one fresh process (TF
+    only); returns per request its translations or its error message."""
+    probe = f"""
+import json, sys
+import tensorflow as tf, tensorflow_text
+model = tf.saved_model.load({str(export_dir)!r})
+answers = []
+for signature, texts, options in json.loads(sys.stdin.read()):
+    options = {{k: tf.constant(v, tf.float32 if k == "alpha" else tf.int32)
+               for k, v in options.items()}}
+    try:
+        out = model.signatures[signature](text=tf.constant(texts), **options)
+        answers.append([[t.decode() for t in row] for row in out["translations"].numpy()])
+    except tf.errors.InvalidArgumentError as error:
+        answers.append(error.message)
+print(json.dumps(answers))
+"""
+    result = subprocess.run([sys.executable, "-c", probe], input=json.dumps(requests),
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_request_limits_are_enforced_in_the_graph(exported, tmp_path):
+    translator, _ = exported
+    limits = ExportConfig(max_inputs_per_request=3, max_input_bytes=40, max_sentences_per_input=2)
+    by_sentence = Translator(translator.model, translator.source_tokenizer,
+                             translator.target_tokenizer, split_sentences=True)
+    path = export_translator(by_sentence, DECODING, tmp_path / "limited", limits=limits)
+    # A text is cut to 40 bytes before it is split and tokenized: of a longer one, what is
+    # translated is its first 40 bytes, the same as sending those.
+    long = "Choose the Edit command and the menu " * 1000
+    options = dict(alpha=0.6, max_length=16, n_best=1)
+    too_many, too_long, cut, with_options = serve_each(path, [
+        ("serving_default", NORMAL * 2, {}),
+        ("serving_default", ["Click OK.", "Click OK. Click Cancel. Click Help."], {}),
+        ("serving_default", [long, long[:40]], {}),
+        ("translate_with_options", NORMAL * 2, options),
+    ])
+    assert "expected at most export.max_inputs_per_request=3 inputs per request" in too_many
+    assert "[x (Size:0) = ] [4]" in too_many
+    assert "expected at most export.max_sentences_per_input=2 sentences in a text" in too_long
+    assert "= ] [3] [y" in too_long
+    assert cut[0] == cut[1]
+    assert "export.max_inputs_per_request=3" in with_options
 
 
 def assert_stock_ops(export_dir):
