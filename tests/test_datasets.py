@@ -6,8 +6,8 @@ from seq2seq import datasets
 from seq2seq.datasets import debian_descriptions, libreoffice_help, upstream
 
 EXPECTED = {
-    ("libreoffice-help", "en-de"): {"train": 32782, "valid": 1473, "test": 978},
-    ("debian-descriptions", "en"): {"train": 57546, "valid": 1838, "test": 1726},
+    ("libreoffice-help", "en-de"): {"train": 32782, "valid": 1454, "test": 935},
+    ("debian-descriptions", "en"): {"train": 57546, "valid": 1811, "test": 1716},
 }
 
 
@@ -17,6 +17,9 @@ def test_bundled_splits_load_with_their_counts_and_do_not_overlap(name, config):
     assert {s: len(p) for s, p in splits.items()} == EXPECTED[(name, config)]
     train, valid, test = (set(splits[s]) for s in datasets.SPLITS)
     assert not train & test and not train & valid and not valid & test
+    # Not even a source: a model is never scored on a sentence it trained on.
+    train_sources = {source for source, _ in train}
+    assert not train_sources & {source for source, _ in valid | test}
     assert all(source and target and source != target for source, target in splits["test"])
 
 
@@ -61,6 +64,14 @@ def test_dedupe_and_split_keeps_each_pair_once_in_one_split():
     kept = [pair for pairs in splits.values() for pair in pairs]
     assert sorted(kept) == [("p", "q"), ("x", "y")]
     assert ("x", "y") in splits[upstream.split_of("a")]  # the first document in sorted order
+
+
+def test_valid_and_test_pairs_with_a_training_source_are_dropped():
+    splits = {"train": [("OK", "OK-Schaltfläche"), ("a", "b")],
+              "valid": [("OK", "OK"), ("c", "d")], "test": [("OK", "Ja"), ("e", "f")]}
+    assert upstream.drop_seen_sources(splits) == {
+        "train": [("OK", "OK-Schaltfläche"), ("a", "b")], "valid": [("c", "d")],
+        "test": [("e", "f")]}
 
 
 def test_debian_description_parsing():

@@ -63,6 +63,11 @@ def build(name, config=None, directory=FILES, cache_dir=upstream.DEFAULT_CACHE, 
     splits = builder.build(config, cache_dir=cache_dir)
     if max_pairs is not None:
         splits["train"] = splits["train"][:max_pairs]
+    return write_splits(name, config, splits, directory)
+
+
+def write_splits(name, config, splits, directory=FILES):
+    """Writes `{split: pairs}` as the dataset's `.jsonl.gz` files; returns the pair counts."""
     counts = {}
     for split, pairs in splits.items():
         file = path(name, config, split, directory)

@@ -65,7 +65,8 @@ def dedupe_and_split(documents):
 
     Each unique pair is kept once, in the split of the first document (in sorted order) that
     holds it, so that no exact pair crosses splits; pairs whose sides are identical are
-    dropped.
+    dropped; validation and test pairs whose source occurs in training are dropped
+    (`drop_seen_sources`).
     """
     seen = set()
     splits = {"train": [], "valid": [], "test": []}
@@ -76,4 +77,13 @@ def dedupe_and_split(documents):
                 continue
             seen.add(pair)
             splits[split].append(pair)
-    return splits
+    return drop_seen_sources(splits)
+
+
+def drop_seen_sources(splits):
+    """`splits` without the validation and test pairs whose source is a training source (short
+    UI strings recur across help pages with another translation): a model scored on them
+    would be scored partly on what it memorised."""
+    train = {source for source, _ in splits["train"]}
+    return {split: pairs if split == "train" else [p for p in pairs if p[0] not in train]
+            for split, pairs in splits.items()}
