@@ -95,12 +95,14 @@ def _translate(args):
         output.flush()
         batch.clear()
 
-    for _, line in lines:  # streaming: a batch is written as soon as it is full
-        batch.append(line)
-        if len(batch) == args.batch_size:
+    try:
+        for _, line in lines:  # streaming: a batch is written as soon as it is full
+            batch.append(line)
+            if len(batch) == args.batch_size:
+                flush()
+    finally:  # a bad line of standard input ends the stream: what came before is written
+        if batch:
             flush()
-    if batch:
-        flush()
 
 
 def _export(args):

@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from seq2seq import atomic
+from seq2seq import config as config_lib
 from seq2seq.evaluation import metrics
 from seq2seq.evaluation.attention_plot import figure_to_png, plot_attention
 
@@ -175,7 +176,7 @@ class Validation(keras.callbacks.Callback):
 
     @property
     def metric_name(self):
-        return "bleu" if self.task == "translation" else "rougeLsum"
+        return config_lib.TASK_METRICS[self.task][0]
 
     def on_epoch_end(self, epoch, logs=None):
         step = int(self.model.optimizer.iterations.numpy())

@@ -138,11 +138,15 @@ def _is_chief(strategy):
 
 
 def _check_resumable(config, run_dir):
-    """Refuses to resume a run with checkpoints under another architecture or vocabulary
-    (`run_directory.kept_fields`), before its config.yaml is overwritten."""
+    """Whether `run_dir` holds a run to resume; refuses one with checkpoints under another
+    architecture or vocabulary (`run_directory.kept_fields`), before its config.yaml is
+    overwritten."""
     saved = run_dir / "config.yaml"
-    if saved.exists() and tf.train.latest_checkpoint(str(checkpoint_directory(run_dir))):
+    if not tf.train.latest_checkpoint(str(checkpoint_directory(run_dir))):
+        return False
+    if saved.exists():
         check_same_model(config_lib.load(saved), config, run_dir)
+    return True
 
 
 def _fine_tuning_base(config, run_dir):
@@ -162,9 +166,9 @@ def _fine_tuning_base(config, run_dir):
     if tokenizer.exists():
         if _files(tokenizer) != _files(base_tokenizer):
             raise ValueError(
-                f"{tokenizer} differs from the tokenizer of {where}; a fine-tune keeps the "
-                f"base run's vocabulary: expected a new --run-dir, or the base {run_dir} "
-                "was first fine-tuned from."
+                f"{tokenizer} is not the tokenizer of {where}: a fine-tune keeps its base "
+                "run's vocabulary; expected a new --run-dir, or the training.init_checkpoint "
+                f"{run_dir} was started from."
             )
     else:
         partial = tokenizer.with_name("tokenizer.partial")
@@ -201,9 +205,11 @@ def train(config, run_dir, print_fn=print):
     config_lib.check(config)
     training = config.training
     run_dir = pathlib.Path(run_dir)
-    _check_resumable(config, run_dir)
+    resuming = _check_resumable(config, run_dir)
     strategy = get_distribution_strategy(training.strategy, training.tpu)
-    base = _fine_tuning_base(config, run_dir) if training.init_checkpoint else None
+    # A resumed fine-tune has its weights and tokenizer: its base run is not read again.
+    base = (_fine_tuning_base(config, run_dir) if training.init_checkpoint and not resuming
+            else None)
     run = Run(config, run_dir, print_fn, strategy=strategy)
     # The run records the precision it trains in: its translate, evaluate and export use it
     # without probing again, wherever they run.

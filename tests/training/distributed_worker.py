@@ -32,6 +32,7 @@ config = config_lib.load(config_path, [f"training.strategy={strategy}", *sys.arg
 run = trainer.train(config, run_dir, print_fn=lines.append)
 losses = [float(line.split(" loss ")[1].split()[0]) for line in lines if line.startswith("step ")]
 weights = [np.asarray(w) for w in run.model.trainable_weights]
+np.savez(os.path.splitext(out)[0] + ".npz", *weights)  # every weight, for exact comparisons
 with open(out, "w") as f:
     json.dump({
         "replicas": run.strategy.num_replicas_in_sync,

@@ -2,8 +2,8 @@
 after its data moved, averaging, fine-tuning, a frozen encoder resumed, typos and filtered
 data refused before any work."""
 
+import io
 import json
-import re
 import shutil
 import time
 
@@ -85,7 +85,7 @@ def test_training_steps_is_exact_and_the_last_step_is_validated(tmp_path):
     assert [json.loads(line)["step"] for line in history] == [5, 7]
 
 
-def test_a_run_opens_after_its_data_and_itself_have_moved(tmp_path, capsys):
+def test_a_run_opens_after_its_data_and_itself_have_moved(tmp_path, capsys, monkeypatch):
     train_file = user_tsv(tmp_path)
     train(tiny(train_file, "training.precision=auto"), tmp_path / "run")
     # The run records the precision `auto` chose; opening it probes nothing.
@@ -111,6 +111,17 @@ def test_a_run_opens_after_its_data_and_itself_have_moved(tmp_path, capsys):
     assert "line 3 of " + str(bad) + " is not valid UTF-8 (byte 2: b'\\xf6sch')" in \
         capsys.readouterr().err
     assert not (tmp_path / "bad.out").exists()
+    # Standard input streams: the lines before a bad one are translated, then it stops there.
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(bad.read_bytes())))
+    assert main(["translate", str(tmp_path / "elsewhere")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == load_run(tmp_path / "elsewhere").decode(
+        ["Click OK.", "Save."])
+    assert "line 3 of standard input is not valid UTF-8" in captured.err
+    # export needs nothing else either (its warm-up requests came from the data: none now).
+    assert main(["export", str(tmp_path / "elsewhere"), str(tmp_path / "served")]) == 0
+    assert "no warm-up requests in the export" in capsys.readouterr().err
+    assert (tmp_path / "served" / "1" / "saved_model.pb").exists()
     # evaluate reads the one split it scores, and says which file is missing.
     assert main(["evaluate", str(tmp_path / "elsewhere")]) == 2
     assert f"{train_file} does not exist" in capsys.readouterr().err
