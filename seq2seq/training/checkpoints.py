@@ -41,6 +41,22 @@ def model_weights(model):
     return weights
 
 
+def _optimizer_list_length(path):
+    """How many variables the optimizer of the checkpoint at `path` listed as trainable."""
+    from tensorflow.core.protobuf import trackable_object_graph_pb2
+
+    graph = trackable_object_graph_pb2.TrackableObjectGraph()
+    graph.ParseFromString(tf.train.load_checkpoint(path).get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+    children = {child.local_name: child.node_id for child in graph.nodes[0].children}
+    if "optimizer" not in children:
+        return 0
+    optimizer = {child.local_name: child.node_id
+                 for child in graph.nodes[children["optimizer"]].children}
+    if "_trainable_variables" not in optimizer:
+        return 0
+    return len(graph.nodes[optimizer["_trainable_variables"]].children)
+
+
 def require_checkpoint(run_dir, training):
     """Raises `FileNotFoundError` unless `run_dir` holds a checkpoint."""
     directory = checkpoint_directory(run_dir)
@@ -120,9 +136,31 @@ class Checkpoints:
         path = path or self.latest
         if path is None:
             return None
-        self._core.read(path).assert_existing_objects_matched().expect_partial()
+        core = self._core
+        if not any(name.startswith("weights/") for name, _ in tf.train.list_variables(path)):
+            # Written before the weights were keyed by path: they are there only as the
+            # optimizer's list, in the order of the model's trainable variables then.
+            core = self._by_optimizer_list(path)
+        core.read(path).assert_existing_objects_matched().expect_partial()
         self._state.read(path).expect_partial()
         return path
+
+    def _by_optimizer_list(self, path):
+        if self.optimizer is not None:
+            return self._core  # the optimizer's own list reads them
+        listed = _optimizer_list_length(path)
+        trainable = self.model.trainable_variables
+        if listed != len(trainable):
+            raise ValueError(
+                f"{path} holds {listed} optimizer-listed weights, expected the "
+                f"{len(trainable)} trainable weights of this model; a checkpoint of an older "
+                "version whose model had frozen layers cannot be read for inference: resume "
+                "its training for one step to rewrite it."
+            )
+        holder = tf.Module()
+        holder._trainable_variables = list(trainable)
+        return tf.train.Checkpoint(optimizer=holder, batches=self.batches,
+                                   best_metric=self.best_metric)
 
     def average_last(self, count):
         """Sets the model weights to the mean of the last `count` checkpoints (of those that

@@ -242,3 +242,41 @@ def test_fine_tuning_with_a_frozen_encoder(tmp_path, shrunk):
         np.testing.assert_array_equal(np.asarray(value), expected)
     decoder = np.asarray(tuned.model.decoder_layers[0].weights[0])
     assert not np.array_equal(decoder, np.asarray(base.model.decoder_layers[0].weights[0]))
+
+
+def test_a_checkpoint_of_the_older_layout_is_read_for_inference(tmp_path):
+    # Until 2026-12-05 a checkpoint held `model=` (which tracks only the layers held directly
+    # as attributes) and the optimizer, whose list of trainable variables carried the rest.
+    from seq2seq.models import Transformer
+
+    def built(freeze=False):
+        keras.backend.clear_session()
+        model = Transformer.from_size("tiny", source_vocabulary_size=40,
+                                      target_vocabulary_size=40, max_length=8)
+        dummy = tf.ones((1, 2), tf.int32)
+        model((dummy, dummy))
+        if freeze:
+            model.encoder_layers[0].trainable = False
+        return model
+
+    for freeze in (False, True):
+        trained = built(freeze)
+        optimizer = keras.optimizers.Adam()
+        optimizer.build(trained.trainable_variables)
+        for variable in trained.weights:
+            variable.assign(np.random.default_rng(0).normal(size=variable.shape))
+        expected = [np.asarray(w) for w in trained.weights]
+        old = tf.train.Checkpoint(model=trained, optimizer=optimizer,
+                                  batches=tf.Variable(0, dtype=tf.int64),
+                                  best_metric=tf.Variable(0.0, dtype=tf.float64))
+        path = old.write(str(tmp_path / f"frozen{freeze}" / "checkpoints" / "ckpt-1"))
+        opened = built()
+        checkpoints = Checkpoints(tmp_path / f"frozen{freeze}", opened)
+        if freeze:  # the frozen weights were never saved: refused, not decoded at random
+            with pytest.raises(ValueError, match=r"holds 26 optimizer-listed weights, expected "
+                                                 r"the 38 trainable weights"):
+                checkpoints.restore(path)
+            continue
+        assert checkpoints.restore(path) == path
+        for value, weight in zip(opened.weights, expected):
+            np.testing.assert_array_equal(np.asarray(value), weight)
