@@ -7,7 +7,6 @@ run still opens after its data has moved, on another machine, or from a copy of 
 Training keeps its own handle (`seq2seq.training.trainer.Run`).
 """
 
-import logging
 import pathlib
 
 import keras
@@ -19,8 +18,6 @@ from seq2seq.evaluation import metrics
 from seq2seq.models import build_model
 from seq2seq.training import inputs
 from seq2seq.training.checkpoints import Checkpoints, require_checkpoint
-
-logger = logging.getLogger(__name__)
 
 # What a run directory keeps for life: its checkpoints hold weights of this architecture and
 # its tokenizer/ this vocabulary. A resume, a fine-tune from the run and an inference override
