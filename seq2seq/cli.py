@@ -65,7 +65,7 @@ def _input_lines(args):
 
 def _utf8(line, number, where):
     try:
-        return line.decode("utf-8").rstrip("\r\n")
+        return line.decode("utf-8")
     except UnicodeDecodeError as error:
         raise ValueError(f"line {number} of {where} is not valid UTF-8 (byte "
                          f"{error.start + 1}: {line[error.start:error.start + 4]!r}); expected "

@@ -77,11 +77,10 @@ def _lines(path):
         raise FileNotFoundError(f"{path} does not exist.")
     opener = gzip.open if path.suffix == ".gz" else open
     blank = []  # blank lines held back until a line of text shows they are not trailing
+    has_text = False
     try:
         with opener(path, "rb") as raw:
-            empty = True
             for number, data in enumerate(raw, start=1):
-                empty = False
                 if number == 1:  # a byte order mark (Windows editors, spreadsheet exports)
                     data = data.removeprefix(b"\xef\xbb\xbf")
                 try:
@@ -93,12 +92,13 @@ def _lines(path):
                     continue
                 yield from blank
                 blank.clear()
+                has_text = True
                 yield number, text
     except (OSError, EOFError, zlib.error) as error:  # gzip.BadGzipFile is an OSError
         kind = "gzip-compressed " if opener is gzip.open else ""
         raise ValueError(f"{path} cannot be read ({type(error).__name__}: {error}); expected "
                          f"{kind}UTF-8 text.") from None
-    if empty or len(blank) == number:
+    if not has_text:
         raise ValueError(f"{path} is empty, expected at least one line of text.")
 
 

@@ -140,7 +140,8 @@ class TranslationModule(tf.Module):
             limit = self.limits.max_sentences_per_input
             counts = tf.concat([[0], sentences.split(text).row_lengths()], axis=0)
             checks.append(tf.debugging.assert_less_equal(
-                tf.reduce_max(counts), tf.cast(limit, tf.int64), message=f"expected at most export.max_sentences_per_input={limit} sentences in "
+                tf.reduce_max(counts), tf.cast(limit, tf.int64),
+                message=f"expected at most export.max_sentences_per_input={limit} sentences in "
                 "a text (send a long document in parts); its longest text has"))
         with tf.control_dependencies(checks):
             return tf.identity(text)

@@ -137,17 +137,17 @@ class Checkpoints:
         if path is None:
             return None
         core = self._core
-        if not any(name.startswith("weights/") for name, _ in tf.train.list_variables(path)):
+        if self.optimizer is None and not any(
+                name.startswith("weights/") for name, _ in tf.train.list_variables(path)):
             # Written before the weights were keyed by path: they are there only as the
-            # optimizer's list, in the order of the model's trainable variables then.
+            # optimizer's list, in the order of the model's trainable variables then (with an
+            # optimizer, its own list reads them).
             core = self._by_optimizer_list(path)
         core.read(path).assert_existing_objects_matched().expect_partial()
         self._state.read(path).expect_partial()
         return path
 
     def _by_optimizer_list(self, path):
-        if self.optimizer is not None:
-            return self._core  # the optimizer's own list reads them
         listed = _optimizer_list_length(path)
         trainable = self.model.trainable_variables
         if listed != len(trainable):
