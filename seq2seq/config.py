@@ -349,6 +349,13 @@ def _check_together(config, where):
         refuse(f"training.time_budget_minutes={training.time_budget_minutes} with "
                "training.strategy='multi_worker': workers must stop at the same step; expected "
                "training.time_budget_minutes=null (training.steps decides).")
+    if (training.gradient_accumulation_steps or 1) > 1 and training.strategy != "default":
+        # Keras accumulates in a tf.cond whose update branch all-reduces; under tf.distribute
+        # that is a cross-replica merge inside control flow, which fails at the first step.
+        refuse(f"training.gradient_accumulation_steps={training.gradient_accumulation_steps} "
+               f"with training.strategy={training.strategy!r}: Keras' gradient accumulation "
+               "runs on one device only; expected training.gradient_accumulation_steps=null "
+               "(a larger data.batch_tokens is split over the replicas instead).")
     if data.max_source_length is not None and data.max_source_length > model.max_length:
         refuse(f"data.max_source_length={data.max_source_length}; expected at most "
                f"model.max_length={model.max_length}.")

@@ -9,6 +9,11 @@ accumulation, loss scaling, weight decay in AdamW) stays Keras'.
 They also keep the global norm of the last applied gradients (before clipping; after loss
 scaling is undone and accumulated gradients are averaged) in `gradient_norm`, which Keras'
 optimizers do not expose, for the progress line and TensorBoard.
+
+Under tf.distribute they sum the replicas' gradients before clipping, not after: Keras' TensorFlow
+optimizer clips each replica's share of the gradient by its own norm and then sums, so with two
+replicas a step could move up to twice `global_clipnorm`, in another direction than one device's
+(tests/training/test_distribution.py compares the two).
 """
 
 import keras
@@ -22,6 +27,17 @@ def _handle(variable):
 class _Untracked:
     """A plain holder: what it holds stays out of the optimizer's checkpointed variables, so
     checkpoints written before `gradient_norm` existed still restore exactly."""
+
+
+def _sum_over_replicas(grads):
+    """The replicas' gradients summed, as Keras' `_all_reduce_sum_gradients` sums them (None
+    entries kept); unchanged outside a replica context."""
+    context = tf.distribute.get_replica_context()
+    present = [g for g in grads if g is not None]
+    if context is None or not present:
+        return grads
+    summed = iter(context.all_reduce(tf.distribute.ReduceOp.SUM, present))
+    return [None if g is None else next(summed) for g in grads]
 
 
 class FusedAdamMixin:
@@ -41,6 +57,8 @@ class FusedAdamMixin:
         return self._untracked.gradient_norm
 
     def _clip_gradients(self, grads):
+        # Keras calls this right before `_backend_update_step`, whose all-reduce is ours now.
+        grads = _sum_over_replicas(grads)
         norm = tf.linalg.global_norm(grads)  # None entries ignored
         self.gradient_norm.assign(tf.cast(norm, tf.float32))
         if self.clipnorm or not self.global_clipnorm:
@@ -50,6 +68,9 @@ class FusedAdamMixin:
         clip = self.global_clipnorm
         scale = clip * tf.minimum(1.0 / norm, 1.0 / clip) + (norm - norm)
         return [g * scale if g is not None else g for g in grads]
+
+    def _all_reduce_sum_gradients(self, grads_and_vars):
+        return list(grads_and_vars)  # summed in `_clip_gradients` already
 
     def update_step(self, gradient, variable, learning_rate):
         if isinstance(gradient, tf.IndexedSlices):

@@ -3,6 +3,8 @@
     python distributed_worker.py CONFIG RUN_DIR STRATEGY LOGICAL_CPUS OUT_JSON [OVERRIDE ...]
 
 WORKER_CPU_FLAGS, when set, stands in for this CPU's flags (`precision: auto`'s first look).
+WORKER_PLAIN_SGD=1 trains with Keras' SGD instead of Adam (same schedule and clipping), whose
+weights show the summed gradients themselves.
 """
 
 import json
@@ -25,6 +27,14 @@ import numpy as np  # noqa: E402
 from seq2seq import config as config_lib  # noqa: E402
 from seq2seq.training import precision, trainer  # noqa: E402
 
+if os.environ.get("WORKER_PLAIN_SGD"):
+    import keras  # noqa: E402
+
+    class PlainSGD(keras.optimizers.SGD):
+        def __init__(self, beta_2=None, epsilon=None, **options):
+            super().__init__(**options)
+
+    trainer.OPTIMIZERS["adam"] = PlainSGD
 if "WORKER_CPU_FLAGS" in os.environ:
     precision.cpu_flags = lambda: frozenset(os.environ["WORKER_CPU_FLAGS"].split())
 lines = []

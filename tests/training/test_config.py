@@ -142,6 +142,9 @@ def test_integral_numbers_are_taken_for_integer_fields():
          "data.task='summarization'"),
         (["training.time_budget_minutes=5", "training.strategy=multi_worker"],
          "workers must stop at the same step; expected training.time_budget_minutes=null"),
+        (["training.gradient_accumulation_steps=2", "training.strategy=mirrored"],
+         "training.gradient_accumulation_steps=2 with training.strategy='mirrored': Keras' "
+         "gradient accumulation runs on one device only"),
         (["data.max_source_length=200"], "data.max_source_length=200; expected at most "
          "model.max_length=128."),
         (["decoding.max_length=129"], "decoding.max_length=129; expected at most "
