@@ -32,7 +32,6 @@ from seq2seq.evaluation import metrics  # noqa: E402
 from seq2seq.text.tokenizer import END_ID, START_ID  # noqa: E402
 from seq2seq.training import inputs  # noqa: E402
 
-RECIPES = os.path.join(os.path.dirname(__file__), os.pardir, "recipes")
 # (source, target) lengths every batch is padded to.
 LENGTHS = {"translation": (40, 40), "summarization": (160, 40)}
 
@@ -83,7 +82,7 @@ def main():
     args = parser.parse_args()
     start = time.time()
     keras.utils.set_random_seed(0)
-    data = config_lib.load(os.path.join(RECIPES, args.task, "config.yaml")).data
+    data = config_lib.load(args.task).data
     source_length, target_length = LENGTHS[args.task]
     train = inputs.load_split(data, "train")
     test = inputs.load_split(data, "test")

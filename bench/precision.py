@@ -2,7 +2,7 @@
 
 What `training.precision: auto` decides from a matmul probe (seq2seq/training/precision.py)
 measured on the recipe's whole step:
-two `Run`s of recipes/translation/config.yaml, one per policy, train on the same cached real
+two `Run`s of the translation recipe, one per policy, train on the same cached real
 batches, timed alternately in rounds in one process, after a warm-up pass over every batch
 shape (bench/recipe_steps.py). Ends with one JSON line: target tokens/s per policy,
 `bf16_speedup` (mixed_bfloat16 over float32) and what `auto` picks here, with its reason (on a

@@ -18,7 +18,7 @@ from seq2seq.training import inputs, trainer
 def parse_args(description):
     """The options of every such bench: the recipe, the batches per epoch, the rounds."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--config", default="recipes/translation/config.yaml")
+    parser.add_argument("--config", default="translation")
     parser.add_argument("--batches", type=int, default=60)
     parser.add_argument("--rounds", type=int, default=3)
     return parser.parse_args()

@@ -157,6 +157,14 @@ def _demo(args):
     _print(json.dumps({"val_token_accuracy": round(accuracy, 4)}))
 
 
+def _recipes(args):
+    from seq2seq import recipes
+
+    width = max(map(len, recipes.names()))
+    for name in recipes.names():
+        _print(f"{name:<{width}}  {recipes.describe(name)}")
+
+
 def _positive_int(text):
     value = int(text)
     if value < 1:
@@ -175,7 +183,7 @@ def build_parser():
         return command
 
     train = with_overrides(commands.add_parser("train", help="train, evaluate on test, export"))
-    train.add_argument("config", help="YAML config file")
+    train.add_argument("config", help="YAML config file, or a recipe's name (seq2seq recipes)")
     train.add_argument("--run-dir", required=True, help="run directory (re-run to resume)")
     train.set_defaults(run=_train)
 
@@ -200,9 +208,12 @@ def build_parser():
     export.set_defaults(run=_export)
 
     tune = with_overrides(commands.add_parser("tune", help="hyperparameter search (KerasTuner)"))
-    tune.add_argument("config", help="YAML config with a tuning section")
+    tune.add_argument("config", help="YAML config with a tuning section, or a recipe's name")
     tune.add_argument("--run-dir", required=True, help="search directory (re-run to continue)")
     tune.set_defaults(run=_tune)
+
+    listing = commands.add_parser("recipes", help="the packaged recipes, one line each")
+    listing.set_defaults(run=_recipes)
 
     demo = commands.add_parser("demo", help="a tiny model learns to reverse digit strings")
     demo.add_argument("--examples", type=int, default=4000)

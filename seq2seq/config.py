@@ -7,13 +7,12 @@ can be given back to `seq2seq train` as it is.
 
 import dataclasses
 import math
-import pathlib
 import typing
 from typing import Optional
 
 import yaml
 
-from seq2seq import atomic
+from seq2seq import atomic, recipes
 
 
 @dataclasses.dataclass
@@ -499,12 +498,11 @@ def apply_overrides(config, overrides):
 
 
 def load(path=None, overrides=None):
-    """Defaults, then the YAML file at `path`, then the `overrides`."""
+    """Defaults, then the YAML file at `path` (or the packaged recipe of that name:
+    `load("translation")`), then the `overrides`."""
     data = {}
     if path is not None:
-        path = pathlib.Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"Config file {path} does not exist.")
+        path = recipes.resolve(path)
         data = yaml.safe_load(path.read_text()) or {}
         if not isinstance(data, dict):
             raise ValueError(f"{path} must hold a mapping of sections, got {type(data).__name__}.")

@@ -74,4 +74,4 @@ def test_sentence_splitting_is_refused_for_summarization(tmp_path):
     with pytest.raises(ValueError, match="data.split_sentences=true with data.task='summ"):
         load_split(data, "train")
     with pytest.raises(ValueError, match="decoding.split_sentences=true with data.task='summ"):
-        config_lib.load("recipes/summarization/config.yaml", ["decoding.split_sentences=true"])
+        config_lib.load("summarization", ["decoding.split_sentences=true"])

@@ -1,7 +1,6 @@
 """In-graph tokenizers on real sentences."""
 
 import pathlib
-import re
 import unicodedata
 
 import numpy as np

@@ -3,6 +3,8 @@ import pathlib
 import pytest
 import yaml
 
+from seq2seq import recipes
+
 ROOT = pathlib.Path(__file__).parents[2]
 FIXTURE_TSV = ROOT / "tests" / "fixtures" / "libreoffice-help.en-de.tsv"
 FIXTURE_JSONL = ROOT / "tests" / "fixtures" / "debian-descriptions.jsonl"
@@ -10,7 +12,7 @@ FIXTURE_JSONL = ROOT / "tests" / "fixtures" / "debian-descriptions.jsonl"
 
 def shrink(recipe, tmp_path, **sections):
     """A recipe's real config shrunk to tiny sizes on the fixtures; returns its path."""
-    config = yaml.safe_load((ROOT / "recipes" / recipe / "config.yaml").read_text())
+    config = yaml.safe_load(recipes.path(recipe).read_text())
     config["model"].update(size="tiny", max_length=48)
     config["data"].update(vocabulary_size=300, batch_tokens=768, tokenizer_train_pairs=400)
     if config["data"].get("max_source_length"):

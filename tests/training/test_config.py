@@ -1,6 +1,7 @@
 """Config: defaults < YAML < --set, typed checks, the resolved file round trip."""
 
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -114,15 +115,47 @@ def test_bad_yaml_fields_and_sections(tmp_path):
         config_lib.load(tmp_path / "missing.yaml")
 
 
-def test_recipe_configs_load():
-    for recipe in ("translation", "summarization", "translation_base"):
-        from pathlib import Path
+def test_every_packaged_recipe_loads_by_name_and_by_path():
+    from seq2seq import recipes
 
-        path = Path(__file__).parents[2] / "recipes" / recipe.split("_")[0] / (
-            "config.yaml" if "_" not in recipe else "config_base.yaml"
-        )
-        config = config_lib.load(path)
-        assert config.data.task == recipe.split("_")[0]
+    assert recipes.names() == ["summarization", "translation", "translation_base", "tuning"]
+    tasks = {"summarization": "summarization", "translation": "translation",
+             "translation_base": "translation", "tuning": "translation"}
+    for name in recipes.names():
+        by_name = config_lib.load(name)
+        assert by_name.data.task == tasks[name]
+        assert by_name == config_lib.load(recipes.path(name))
+        assert recipes.path(name).parent == Path(recipes.__file__).parent
+    assert config_lib.load("tuning").tuning.max_trials > 1
+
+
+def test_a_file_of_a_recipe_name_is_read_as_the_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "translation").write_text("model:\n  hidden_dim: 48\n")
+    assert config_lib.load("translation").model.hidden_dim == 48
+
+
+def test_an_unknown_name_is_refused_with_the_recipes_there_are():
+    with pytest.raises(FileNotFoundError, match=re.escape(
+            "Config file translaton does not exist, and it is not a recipe's name; expected a "
+            "YAML file or one of summarization, translation, translation_base, tuning")):
+        config_lib.load("translaton")
+
+
+def test_the_repository_recipes_are_wrappers_over_the_packaged_configs_only():
+    # One source of truth: recipes/ holds no config of its own, and every wrapper names a
+    # packaged recipe, which every packaged recipe but translation_base has.
+    from seq2seq import recipes
+
+    root = Path(__file__).parents[2] / "recipes"
+    assert not [p for p in root.rglob("*") if p.suffix in (".yaml", ".yml", ".json")]
+    wrapped = {}
+    for script in sorted(root.rglob("*.py")):
+        (name,) = re.findall(r'^RECIPE = "(\w+)"$', script.read_text(), re.M)
+        wrapped[script.relative_to(root).as_posix()] = name
+    assert wrapped == {"summarization/train.py": "summarization",
+                       "translation/train.py": "translation", "tuning/tune.py": "tuning"}
+    assert set(wrapped.values()) == set(recipes.names()) - {"translation_base"}
 
 
 def test_integral_numbers_are_taken_for_integer_fields():
@@ -166,7 +199,7 @@ def test_a_tuning_objective_must_be_a_metric_of_the_task():
     with pytest.raises(ValueError, match=r"tuning.objective='rouge2' is not a metric of "
                                          r"data.task='translation'; expected one of bleu, chrf"):
         config_lib.check_objective(config)
-    config_lib.check_objective(config_lib.load("recipes/summarization/config.yaml"))
+    config_lib.check_objective(config_lib.load("summarization"))
 
 
 def test_every_registry_dispatches_on_exactly_the_names_the_config_allows():

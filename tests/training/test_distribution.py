@@ -118,9 +118,9 @@ def test_multi_worker_refuses_a_time_budget_before_any_work(tmp_path):
     overrides = ["training.strategy=multi_worker", "training.time_budget_minutes=9.5"]
     with pytest.raises(ValueError, match="time_budget_minutes=9.5 with training.strategy="
                        "'multi_worker': workers must stop at the same step"):
-        config_lib.load(ROOT / "recipes" / "translation" / "config.yaml", overrides)
+        config_lib.load("translation", overrides)
     # A config built in Python is refused by train() alike, before anything is written.
-    config = config_lib.load(ROOT / "recipes" / "translation" / "config.yaml")
+    config = config_lib.load("translation")
     config.training.strategy, config.training.time_budget_minutes = "multi_worker", 9.5
     with pytest.raises(ValueError, match="workers must stop at the same step"):
         trainer.train(config, tmp_path / "run")

@@ -124,3 +124,33 @@ def test_max_source_length_cuts_sources_alike_in_training_and_decoding(tmp_path,
     ids = run.translator.encode_sources([pairs[0][0]]).numpy()[0]
     expected = run.source_tokenizer.tokenize([pairs[0][0]])[0][:11].numpy().tolist()
     assert ids.tolist() == expected + [END_ID]
+
+
+def test_train_takes_a_packaged_recipe_by_name(tmp_path, capsys):
+    # `seq2seq train translation` from a folder that has no recipes/: the package's config,
+    # shrunk by --set to a tiny model on the fixture.
+    from seq2seq import config as config_lib
+    from tests.training.conftest import FIXTURE_TSV
+
+    sets = ["model.size=tiny", "model.max_length=48", "data.dataset=null", "data.format=tsv",
+            *(f"data.{split}_file={FIXTURE_TSV}" for split in ("train", "valid", "test")),
+            "data.vocabulary_size=300", "data.tokenizer_train_pairs=400", "data.batch_tokens=768",
+            "training.steps=2", "training.eval_every=2", "training.valid_sentences=4",
+            "training.time_budget_minutes=null", "training.precision=float32",
+            "decoding.beam_size=1", "decoding.max_length=8", "export.enabled=false"]
+    code = main(["train", "translation", "--run-dir", str(tmp_path / "run"),
+                 *(part for value in sets for part in ("--set", value))])
+    assert code == 0, capsys.readouterr().err[-2000:]
+    written = config_lib.load(tmp_path / "run" / "config.yaml")
+    assert written == config_lib.load("translation", sets)
+    # What the recipe sets and the defaults do not: the recipe was read.
+    assert written.training.schedule != config_lib.load(None).training.schedule
+
+
+def test_recipes_lists_each_packaged_recipe_on_one_line(capsys):
+    assert main(["recipes"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["summarization", "translation",
+                                                   "translation_base", "tuning"]
+    assert lines[1].split(None, 1)[1] == (
+        "Translation: LibreOffice help EN->DE on a 2-core CPU in under 15 minutes (quickstart).")

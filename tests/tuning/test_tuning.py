@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from seq2seq import config as config_lib
-from seq2seq.tuning.search import TransformerHyperModel, tune
 from seq2seq.training import trainer
+from seq2seq.tuning.search import TransformerHyperModel, tune
 from tests.training.conftest import shrink
 
 SPACE = {
