@@ -10,8 +10,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def plot_attention(weights, source_tokens, target_tokens, title=None):
+def plot_attention(weights, source_tokens, target_tokens, title=None, max_tokens=48):
     """Heatmap of one sentence pair's attention.
+
+    A long pair shows its first `max_tokens` tokens on each axis (the axis label says how many
+    there were): a cell stays big enough to read its tokens' labels.
 
     Args:
         weights: `(target_length, source_length)` probabilities (e.g. heads averaged from
@@ -19,19 +22,29 @@ def plot_attention(weights, source_tokens, target_tokens, title=None):
         source_tokens: the source subwords (columns).
         target_tokens: the target subwords (rows).
         title: optional figure title.
+        max_tokens: the most tokens shown on an axis.
 
     Returns:
         A matplotlib `Figure`.
     """
     weights = np.asarray(weights)[: len(target_tokens), : len(source_tokens)]
+
+    def label(name, tokens):
+        if len(tokens) <= max_tokens:
+            return name
+        return f"{name} (first {max_tokens} of {len(tokens)} tokens)"
+
+    xlabel, ylabel = label("source", source_tokens), label("target", target_tokens)
+    source_tokens, target_tokens = source_tokens[:max_tokens], target_tokens[:max_tokens]
+    weights = weights[:max_tokens, :max_tokens]
     figure, axes = plt.subplots(
-        figsize=(1 + 0.35 * len(source_tokens), 1 + 0.35 * len(target_tokens))
+        figsize=(1.5 + 0.3 * len(source_tokens), 1.5 + 0.3 * len(target_tokens))
     )
     axes.imshow(weights, cmap="viridis", vmin=0.0, vmax=max(float(weights.max()), 1e-6))
     axes.set_xticks(range(len(source_tokens)), source_tokens, rotation=90)
     axes.set_yticks(range(len(target_tokens)), target_tokens)
-    axes.set_xlabel("source")
-    axes.set_ylabel("target")
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
     if title:
         axes.set_title(title)
     figure.tight_layout()

@@ -15,7 +15,7 @@ import tensorflow as tf
 from seq2seq import atomic
 from seq2seq import config as config_lib
 from seq2seq.decoding.translator import Translator
-from seq2seq.models import build_model
+from seq2seq.models import build_model, sizes
 from seq2seq.run_directory import check_same_model, evaluate
 from seq2seq.training import inputs
 from seq2seq.training.callbacks import (
@@ -305,16 +305,39 @@ def train_and_evaluate(config, run_dir, print_fn=print):
     return summary
 
 
+# The fields the hparams dashboard shows: what decides a model's quality, not every field.
+HPARAMS = (
+    "model.num_encoder_layers", "model.num_decoder_layers", "model.hidden_dim", "model.num_heads",
+    "model.intermediate_dim", "model.dropout", "model.norm_first", "model.position_embedding",
+    "data.tokenizer", "data.vocabulary_size", "data.batch_tokens", "training.optimizer",
+    "training.learning_rate", "training.schedule", "training.warmup_steps",
+    "training.label_smoothing", "training.steps", "training.precision", "decoding.beam_size",
+    "decoding.alpha",
+)
+
+
+def hparams(run):
+    """{field: value} of `HPARAMS` for the hparams dashboard: model sizes as built (the named
+    size with its overrides), precision as resolved, None values left out."""
+    built = sizes.size_kwargs(run.config.model.size)
+    values = {}
+    for key in HPARAMS:
+        section, name = key.split(".")
+        value = getattr(getattr(run.config, section), name)
+        if section == "model" and name in built and value is None:
+            value = built[name]
+        if key == "training.precision":
+            value = run.precision  # `auto` as resolved on this machine
+        if value is not None:
+            values[key] = value
+    return values
+
+
 def _write_hparams(run, summary):
-    """The TensorBoard hparams dashboard: the config against the final metrics."""
+    """The TensorBoard hparams dashboard: `hparams(run)` against the final metrics."""
     from tensorboard.plugins.hparams import api as hp
 
-    flat = {}
-    for section, values in run.config.to_dict().items():
-        for key, value in values.items():
-            if isinstance(value, (bool, int, float, str)):
-                flat[f"{section}.{key}"] = value
-    flat["training.precision"] = run.precision  # `auto` as resolved on this machine
+    flat = hparams(run)
     writer = tf.summary.create_file_writer(str(run.run_dir / "logs" / "hparams"))
     with writer.as_default(step=0):
         hp.hparams(flat, trial_id=os.path.basename(os.path.normpath(run.run_dir)))

@@ -70,3 +70,18 @@ def test_attention_heatmap_renders_a_png():
     assert figure.axes[0].get_images()[0].get_array().shape == (3, 5)
     png = figure_to_png(figure)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_long_pair_shows_its_first_tokens_at_a_readable_size():
+    # A 160-token description and a 60-token synopsis (the summarization recipe's lengths):
+    # drawn whole, 57 x 22 inches with labels 0.35 inch apart, unreadable as an image.
+    source, target = [f"s{i}" for i in range(160)], [f"t{i}" for i in range(60)]
+    weights = np.random.default_rng(0).random((60, 160))
+    figure = plot_attention(weights, source, target)
+    (axes,) = figure.axes
+    np.testing.assert_array_equal(axes.get_images()[0].get_array(), weights[:48, :48])
+    assert [t.get_text() for t in axes.get_xticklabels()] == source[:48]
+    assert [t.get_text() for t in axes.get_yticklabels()] == target[:48]
+    assert axes.get_xlabel() == "source (first 48 of 160 tokens)"
+    assert axes.get_ylabel() == "target (first 48 of 60 tokens)"
+    assert tuple(figure.get_size_inches()) == pytest.approx((15.9, 15.9))

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from seq2seq.cli import main
+from seq2seq.training.trainer import HPARAMS
 
 
 def run_cli(capsys, *argv):
@@ -30,6 +31,25 @@ def train_scalars(log_dir):
                     else value.simple_value
                 scalars.setdefault(value.tag, []).append(number)
     return scalars
+
+
+def hparams_of(log_dir):
+    """{name: value} the hparams dashboard shows of a run (its session-start summary)."""
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    for path in log_dir.glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                if value.metadata.plugin_data.plugin_name != "hparams":
+                    continue
+                data = plugin_data_pb2.HParamsPluginData.FromString(
+                    value.metadata.plugin_data.content)
+                if data.HasField("session_start_info"):
+                    return {name: (v.number_value if v.HasField("number_value") else
+                                   v.string_value if v.HasField("string_value") else v.bool_value)
+                            for name, v in data.session_start_info.hparams.items()}
+    raise AssertionError(f"no hparams summary in {log_dir}")
 
 
 @pytest.mark.parametrize("recipe", ["translation", "summarization"])
@@ -58,6 +78,11 @@ def test_recipe_trains_evaluates_translates_and_exports(tmp_path, capsys, monkey
     assert (run_dir / "export" / "1" / "saved_model.pb").exists()
     history = [json.loads(line) for line in (run_dir / "validation.jsonl").read_text().splitlines()]
     assert [h["step"] for h in history] == [3, 6]
+    # The hparams dashboard: the fields that decide a model, sizes as built from `tiny`.
+    shown = hparams_of(run_dir / "logs" / "hparams")
+    assert sorted(shown) == sorted(HPARAMS)
+    assert (shown["model.hidden_dim"], shown["model.num_heads"], shown["model.intermediate_dim"],
+            shown["training.precision"], shown["training.steps"]) == (32, 2, 64, "float32", 6)
 
     # evaluate and translate from the run directory.
     evaluated = json.loads(run_cli(capsys, "evaluate", str(run_dir)).strip().splitlines()[-1])
