@@ -92,9 +92,8 @@ def make_dataset(
     Each epoch is planned at once, as a few vectorized ops over all pairs: a seeded
     permutation, a stable sort by bucket, consecutive runs cut into batches, the batches
     shuffled; a batch is then one gather of its rows. tf.data's `bucket_by_sequence_length`
-    does the same one element at a time: on the bundled translation data and 2 CPU cores it
-    takes ~15x the CPU time per batch (`bench/input_pipeline.py`: 26.5 ms against 1.7), time
-    taken from the training step's own threads (~0.3 s a step there).
+    does the same one element at a time, at many times the CPU time per batch, taken from the
+    training step's own threads (`bench/input_pipeline.py`).
 
     Args:
         source_ids, target_ids: ragged int32 tensors from `encode_pairs`.

@@ -6,18 +6,16 @@ matmuls plus a reduction. Here self-attention projects queries, keys and values 
 `(hidden, 3 * heads * head_dim)` Dense and cross-attention keys and values with one
 `(hidden, 2 * heads * head_dim)` Dense: fewer, larger plain GEMMs (it matters on CPU, where
 these small matmuls dominate a step). The fused outputs are split with `ops.split` (whose
-gradient is a cheap concat) rather than sliced (a strided-slice gradient costs ~15% of a CPU
-training step). The cross-attention cache is computed once per source by the same projection
+gradient is a cheap concat) rather than sliced (a strided-slice gradient is a large share of
+a CPU training step: `bench/train_throughput.py`). The cross-attention cache is computed once per source by the same projection
 that training uses (`compute_key_value`).
 
 Keys, values and queries are laid out heads first, `(batch, heads, length, head_dim)`, as is
 the cache: both attention products are then plain batched matmuls over `(batch, heads)`. In
 the `(batch, length, heads, head_dim)` layout of keras-hub, TensorFlow's einsum transposes
 each operand of both products (and of their gradients) on every call; here one transpose
-moves the fused projection's output into place and one moves the attention output back. A
-decoding step no longer transposes the whole cache of every layer: `bench/decode.py` on a
-2-core CPU went from 913 to 1,075 target tokens/s (the training step did not measurably
-change; docs/benchmarks.md).
+moves the fused projection's output into place and one moves the attention output back, and
+a decoding step does not transpose the whole cache of every layer (`bench/decode.py`).
 """
 
 import keras

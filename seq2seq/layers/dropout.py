@@ -4,16 +4,13 @@ Keras' TensorFlow dropout (`tf.nn.experimental.stateless_dropout`) draws one flo
 per element, a 32-bit Philox output turned into a float, and then compares, multiplies and
 selects; its gradient selects and multiplies again. Here one 32-bit Philox output serves two
 elements (16 bits each), the comparison gives a mask already scaled, and the gradient is one
-multiply by that mask (written out). The "small" model's float32 training step on a 2-core
-CPU has 17 dropouts at rate 0.1; in A/B runs this layer alone ran 0.7% more target tokens a
-second (noise level), and with the layer norm's written-out gradient 3.6-6.7% more
-(docs/benchmarks.md). The rate is rounded to a multiple of 2^-16 (0.1 becomes 0.100006);
+multiply by that mask (written out): with the layer norm's written-out gradient, the
+"small" model's CPU training step ran measurably faster (`bench/train_throughput.py`). The rate is rounded to a multiple of 2^-16 (0.1 becomes 0.100006);
 kept elements are scaled by the inverse of the rounded keep probability, so the expectation
 is exact up to the rounding of that scale in the compute dtype.
 
 The Philox algorithm is named rather than left to `auto_select`, which under XLA on a CPU
-picks ThreeFry: one (64, 40, 256) Keras dropout compiled alone took 133 ms, against 2.9 ms
-uncompiled, while a Philox draw of the same size compiles to about 1 ms. XLA-compiled and
+picks ThreeFry, compiled there to a kernel many times slower than Philox's. XLA-compiled and
 graph steps then also draw the same masks.
 
 On other backends (JAX compiles the whole step, where XLA fuses Keras' dropout) and with a

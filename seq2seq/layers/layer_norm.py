@@ -4,10 +4,8 @@ Keras' `LayerNormalization` first takes the mean, then the mean of the squared d
 from it. Here the variance is computed as E[x^2] - E[x]^2, so both statistics are reductions
 over the input itself. This is Flax's `LayerNorm(use_fast_variance=True)`, its default. The
 result has fewer element-wise passes: the two reductions can share one pass (XLA can fuse
-them), and a TensorFlow graph runs fewer ops. Measured on the "base" training step (H100, JAX
-backend, bf16 + XLA): 96.9 -> 89.3 ms. On a 2-core CPU (TensorFlow backend), one norm's
-forward and backward over (64, 40, 256) took 3.54 -> 2.95 ms in float32 and 4.17 -> 3.68 ms in
-bfloat16.
+them), and a TensorFlow graph runs fewer ops: the "base" training step on a GPU got faster
+(`bench/mfu.py`; docs/benchmarks.md).
 
 The price is cancellation when |mean| is large against the spread (float32 keeps about 7
 digits of E[x^2]). The variance is therefore clamped at zero. Transformer activations stay far
@@ -18,10 +16,8 @@ forward pass keeps: with `g = upstream * gamma`,
 `d inputs = rstd * (g - mean(g) - n * mean(g * n))`, `d gamma = sum(upstream * n)`,
 `d beta = sum(upstream)`. Differentiating the forward ops instead builds about twenty ops
 per norm in a TensorFlow graph (the broadcasts of the means come back as `Tile`s, the
-subtractions as `Neg`s); this is eleven. On the 2-core CPU one norm's forward and backward
-went from 3.07 to 2.68 ms (4.28 to 3.57 ms with one inter-op thread), and the "small" model's
-float32 training step, with 17 norms, ran about 3% more target tokens a second
-(docs/benchmarks.md). Under XLA (JAX, or `jit_compile`) the written-out gradient is compiled
+subtractions as `Neg`s); this is eleven, and the CPU training step is faster for it
+(`bench/train_throughput.py`). Under XLA (JAX, or `jit_compile`) the written-out gradient is compiled
 like any other ops; its effect there was not measured.
 """
 

@@ -9,8 +9,8 @@ def label_has_top_logit(labels, logits):
 
     The same as `argmax(logits) == label` except on exact ties (counted right here). Keras'
     `SparseCategoricalAccuracy` takes an argmax that, on TensorFlow, first rewrites negative
-    zeros over the whole `(tokens, vocabulary)` tensor: five passes, ~15 ms of a recipe step
-    on the CPU against ~2 for this one reduction and gather (bench/training_objective.py).
+    zeros over the whole `(tokens, vocabulary)` tensor: five passes against this one reduction
+    and gather (`bench/training_objective.py`).
     """
     labels = ops.cast(labels, "int32")
     label_logit = ops.squeeze(ops.take_along_axis(logits, labels[..., None], axis=-1), -1)

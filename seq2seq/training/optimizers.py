@@ -1,7 +1,8 @@
 """Adam whose update is TensorFlow's fused `ResourceApplyAdam` kernel.
 
 Keras' Adam updates each variable with about eight separate element-wise ops (each a full pass
-over the weights and both moments); on CPU those passes cost ~10% of a "small" training step.
+over the weights and both moments), a visible share of a CPU training step
+(`bench/train_throughput.py`).
 TensorFlow's `ResourceApplyAdam` does the same update (same formula: bias-corrected step size,
 epsilon added to sqrt(v)) in one pass. Everything else (schedules, clipping, gradient
 accumulation, loss scaling, weight decay in AdamW) stays Keras'.

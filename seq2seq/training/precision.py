@@ -8,17 +8,8 @@ GPUs.
 On a CPU the instruction-set flags do not tell, so `auto` measures. A CPU without bfloat16
 dot-product instructions (neither `avx512_bf16` nor `amx_bf16`) trains in float32. With them,
 the same matmul is timed in both dtypes and bfloat16 is taken when it runs at least
-`MIN_CPU_BF16_SPEEDUP` times as fast. Three 2-core machines of our CI class (docs/benchmarks.md,
-"Which precision is faster on a CPU"):
-
-| CPU | matmul GFLOP/s f32 / bf16 | recipe training step, bf16 over f32 |
-|---|---|---|
-| Xeon with AMX | 310 / 1219 (3.9x) | 1.4x |
-| Xeon with AVX512_BF16, no AMX | 275 / 157 (0.57x) | 0.75x |
-| AMD EPYC (Zen 5) with AVX512_BF16, no AMX | 520 / 870 (1.65x) | 1.35x |
-
-The flags alone would have sent the AMD machine to float32 or the second Xeon to bfloat16.
-Every process measures for itself, so the workers of a multi-worker cluster of such CPUs could
+`MIN_CPU_BF16_SPEEDUP` times as fast: two CPUs with the same `avx512_bf16` flag train fastest
+in opposite precisions (`bench/precision.py`; docs/benchmarks.md). Every process measures for itself, so the workers of a multi-worker cluster of such CPUs could
 in principle disagree (each still trains, with float32 weights and gradients either way);
 naming the policy in `training.precision` rules that out.
 """
@@ -30,7 +21,7 @@ import tensorflow as tf
 
 POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 # bfloat16 matmuls must be at least this much faster for bfloat16 training to pay: casts,
-# element-wise ops and the float32 loss do not speed up (1.65x matmuls made a 1.35x step).
+# element-wise ops and the float32 loss do not speed up (`bench/precision.py`).
 MIN_CPU_BF16_SPEEDUP = 1.25
 CPU_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
