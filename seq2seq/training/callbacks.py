@@ -236,6 +236,9 @@ class Validation(keras.callbacks.Callback):
         source_ids = translator.encode_sources([source])
         target = translator.target_tokenizer.tokenize([hypothesis])
         target_ids = tf.concat([[[1]], tf.cast(target.to_tensor(), tf.int32)], axis=1)
+        # A hypothesis tokenized again can come out longer than the search wrote it; the
+        # model reads at most max_length positions (a learned position table has no more).
+        target_ids = target_ids[:, : self.model.max_length]
         weights = self.model.cross_attention(source_ids, target_ids)[0]
         weights = np.asarray(weights).mean(axis=0)  # average over heads
         to_tokens = lambda tok, ids: [t.decode("utf-8", "replace")  # noqa: E731
