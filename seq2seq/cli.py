@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import os
+import pathlib
 import sys
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -38,6 +39,15 @@ def _open_run(args):
     from seq2seq.run_directory import load_run
 
     return load_run(args.run_dir, args.set)
+
+
+def _open_translator(args):
+    """A run directory, or a CTranslate2 export (`export --format ctranslate2`)."""
+    from seq2seq.export.ctranslate2 import CTranslate2Translator, is_ctranslate2_directory
+
+    if is_ctranslate2_directory(args.run_dir):
+        return CTranslate2Translator(args.run_dir, args.set)
+    return _open_run(args)
 
 
 def _evaluate(args):
@@ -75,12 +85,12 @@ def _utf8(line, number, where):
 def _translate(args):
     # Standard output carries the translations only, one line per input line (n_best lines
     # with decoding.n_best > 1): what the run reports goes to standard error.
-    run = _open_run(args)
+    run = _open_translator(args)
     lines = _input_lines(args)
     if args.input:
         lines = list(lines)  # a bad line stops the command before any translation
     output = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
-    decoding = run.config.decoding
+    decoding = run.decoding
     n_best = decoding.n_best if decoding.strategy == "beam" else 1
     batch = []
 
@@ -106,10 +116,17 @@ def _translate(args):
 
 
 def _export(args):
+    from seq2seq.export import FORMATS
     from seq2seq.export.saved_model import export_translator
     from seq2seq.training import inputs
 
-    run = _open_run(args)
+    overrides = [*args.set, *([f"export.format={args.format}"] if args.format else []),
+                 *([f"export.quantize={args.quantize}"] if args.quantize else [])]
+    run = _open_run(argparse.Namespace(run_dir=args.run_dir, set=overrides))
+    formats = FORMATS[run.config.export.format]
+    if formats == ("ctranslate2",):  # OUT_DIR is the CTranslate2 directory itself
+        _print(json.dumps({"export_ctranslate2": str(_export_ctranslate2(run, args.out_dir))}))
+        return
     try:  # TF Serving replays a few real requests at load; a run that moved has none to give
         warmup = [source for source, _ in inputs.load_split(run.config.data, "valid")[:3]]
     except (FileNotFoundError, ValueError) as error:
@@ -118,7 +135,18 @@ def _export(args):
     path = export_translator(run.translator, run.config.decoding, args.out_dir,
                              version=run.config.export.version, warmup_texts=warmup,
                              quantize=run.config.export.quantize, limits=run.config.export)
-    _print(json.dumps({"export": str(path)}))
+    summary = {"export": str(path)}
+    if "ctranslate2" in formats:
+        summary["export_ctranslate2"] = str(
+            _export_ctranslate2(run, pathlib.Path(args.out_dir) / "ctranslate2"))
+    _print(json.dumps(summary))
+
+
+def _export_ctranslate2(run, out_dir):
+    from seq2seq.export.ctranslate2 import export_ctranslate2
+
+    return export_ctranslate2(run.model, run.source_tokenizer, run.target_tokenizer, run.config,
+                              out_dir, quantize=run.config.export.quantize)
 
 
 def _tune(args):
@@ -193,7 +221,7 @@ def build_parser():
     evaluate.set_defaults(run=_evaluate)
 
     translate = with_overrides(commands.add_parser("translate", help="a file or stdin to stdout"))
-    translate.add_argument("run_dir")
+    translate.add_argument("run_dir", help="a run directory, or a CTranslate2 export")
     translate.add_argument("--input", help="source file (default stdin), one sentence a line")
     translate.add_argument("--output", help="output file (default stdout)")
     translate.add_argument("--batch-size", type=_positive_int, default=32,
@@ -202,9 +230,14 @@ def build_parser():
                            help="write 'SCORE ||| TRANSLATION' (the search's score)")
     translate.set_defaults(run=_translate)
 
-    export = with_overrides(commands.add_parser("export", help="SavedModel for TF Serving"))
+    export = with_overrides(commands.add_parser(
+        "export", help="SavedModel for TF Serving, or a CTranslate2 model"))
     export.add_argument("run_dir")
     export.add_argument("out_dir")
+    export.add_argument("--format", choices=["saved_model", "ctranslate2", "both"],
+                        help="export.format: saved_model (OUT_DIR/<version>), ctranslate2 "
+                             "(OUT_DIR itself) or both (OUT_DIR/<version>, OUT_DIR/ctranslate2)")
+    export.add_argument("--quantize", choices=["int8"], help="export.quantize: int8 weights")
     export.set_defaults(run=_export)
 
     tune = with_overrides(commands.add_parser("tune", help="hyperparameter search (KerasTuner)"))

@@ -115,9 +115,11 @@ class DecodingConfig:
 
 @dataclasses.dataclass
 class ExportConfig:
-    enabled: bool = True  # export a SavedModel at the end of training
+    enabled: bool = True  # export at the end of training
+    # saved_model (TF Serving), ctranslate2 (CTranslate2 runtime) or both
+    format: str = "saved_model"
     version: int = 1  # TF Serving model version directory
-    quantize: Optional[str] = None  # "int8": int8 weights (Keras quantize) in the export only
+    quantize: Optional[str] = None  # "int8": int8 weights in the export only
     # Limits of a served request, checked in the graph, so that no request can exhaust a
     # server's memory (a request is one beam-search batch of all its sentences).
     max_inputs_per_request: int = 64  # more texts in one request: refused with an error
@@ -275,6 +277,7 @@ CHOICES = {
     "training.final_checkpoint": ("best", "last"),
     "training.strategy": ("default", "mirrored", "multi_worker", "tpu"),
     "decoding.strategy": ("beam", "greedy", "sampling"),
+    "export.format": ("saved_model", "ctranslate2", "both"),
     "export.quantize": ("int8",),
     "tuning.tuner": ("bayesian", "hyperband", "random"),
     "tuning.objective": ("bleu", "chrf", "rouge1", "rouge2", "rougeLsum", "loss"),

@@ -104,6 +104,11 @@ class RunDirectory:
         self.model, self.source_tokenizer, self.target_tokenizer = model, source, target
         self.translator = Translator.for_config(model, source, target, config)
 
+    @property
+    def decoding(self):
+        """The `DecodingConfig` `decode` uses."""
+        return self.config.decoding
+
     def decode(self, sources, n_best=1, return_scores=False):
         """Translations of `sources` with the config's decoding settings (see
         `Translator.translate` for `n_best` and `return_scores`)."""

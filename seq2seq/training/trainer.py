@@ -287,15 +287,26 @@ def train_and_evaluate(config, run_dir, print_fn=print):
         print_fn(f"  source:     {source}\n  reference:  {reference}\n  hypothesis: {hypothesis}")
     summary = {f"test_{name}": round(float(score), 2) for name, score in scores.items()}
     if config.export.enabled:
-        from seq2seq.export.saved_model import export_translator
+        from seq2seq.export import FORMATS
 
-        export_dir = export_translator(
-            run.translator, config.decoding, pathlib.Path(run_dir) / "export",
-            version=config.export.version,
-            warmup_texts=[source for source, _, _ in examples],
-            quantize=config.export.quantize, limits=config.export,
-        )
-        summary["export"] = str(export_dir)
+        formats = FORMATS[config.export.format]
+        if "saved_model" in formats:
+            from seq2seq.export.saved_model import export_translator
+
+            export_dir = export_translator(
+                run.translator, config.decoding, pathlib.Path(run_dir) / "export",
+                version=config.export.version,
+                warmup_texts=[source for source, _, _ in examples],
+                quantize=config.export.quantize, limits=config.export,
+            )
+            summary["export"] = str(export_dir)
+        if "ctranslate2" in formats:
+            from seq2seq.export.ctranslate2 import export_ctranslate2
+
+            summary["export_ctranslate2"] = str(export_ctranslate2(
+                run.model, run.source_tokenizer, run.target_tokenizer, config,
+                pathlib.Path(run_dir) / "export" / "ctranslate2",
+                quantize=config.export.quantize))
     summary["run_dir"] = str(run_dir)
     summary["minutes"] = round((time.time() - start) / 60, 2)
     signatures = {name: score.signature for name, score in scores.items()}

@@ -205,7 +205,7 @@ def test_a_tuning_objective_must_be_a_metric_of_the_task():
 def test_every_registry_dispatches_on_exactly_the_names_the_config_allows():
     import keras
 
-    from seq2seq import datasets, decoding, models
+    from seq2seq import datasets, decoding, export, models
     from seq2seq.data import readers
     from seq2seq.export.saved_model import QUANTIZATION_MODES
     from seq2seq.layers.position_embedding import POSITION_EMBEDDINGS
@@ -227,6 +227,7 @@ def test_every_registry_dispatches_on_exactly_the_names_the_config_allows():
         "training.strategy": distribution.STRATEGIES,
         "decoding.strategy": decoding.STRATEGIES,
         "export.quantize": QUANTIZATION_MODES,
+        "export.format": export.FORMATS,
         "tuning.tuner": search.TUNERS,
         "tuning.objective": {m for ms in config_lib.TASK_METRICS.values() for m in ms},
     }

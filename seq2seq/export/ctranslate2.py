@@ -1,0 +1,382 @@
+"""CTranslate2: a run's model converted for the CTranslate2 runtime, and a translator over it.
+
+CTranslate2 serves Transformers on CPUs and GPUs with its own C++ kernels (int8 on a CPU where
+TensorFlow's int8 matmul falls back to Eigen) and converts from OpenNMT, fairseq, Marian and
+Hugging Face, but from no Keras toolkit. Our model maps onto its `TransformerSpec` weight for
+weight: the fused self-attention projection, `[q | k | v]` with heads-major columns in each
+part, is its fused layout, as is the cross-attention's `[k | v]`; Keras kernels are
+`(in, out)` and CTranslate2's `(out, in)`. Positions are written as an explicit table (its
+own sinusoids put sines and cosines in halves and start at position 1; ours interleave and
+start at 0).
+
+Decoding conventions are mapped so that the two runtimes search alike (tests/export/
+test_ctranslate2.py decodes with both, token for token): the source gets the end token
+(`add_source_eos`), the output counts no start token (`max_decoding_length` is our
+`max_length - 1`), an empty output is allowed (`min_decoding_length` is our `min_length`).
+Its length penalty divides by `length ** p`, ours is GNMT's `((5 + length) / 6) ** alpha`:
+with alpha 0 they are the same search; otherwise the translator asks CTranslate2 for raw-score
+hypotheses of a patient beam and ranks them with GNMT (`CTRANSLATE2_PATIENCE` explains the
+patience). Two differences remain: the coverage penalty has no counterpart and is refused, and
+under a `min_length` CTranslate2 renormalises each step's probabilities without the end token
+(greedy search picks the same tokens with other scores; a beam may rank differently).
+"""
+
+import json
+import pathlib
+import shutil
+
+import numpy as np
+
+from seq2seq import atomic
+from seq2seq import config as config_lib
+from seq2seq.text.tokenizer import END_ID, START_ID, UNK_ID, Tokenizer
+
+MANIFEST = "seq2seq.json"  # the run's config, which the translator reads its settings from
+QUANTIZATION_MODES = ("int8",)
+# Beam patience (CTranslate2 keeps searching until beam_size * patience hypotheses ended) for
+# GNMT ranking. Its search stops by its own rule, not GNMT's, so with alpha > 0 a longer
+# hypothesis that GNMT would prefer may not have been found by the time it stops; a patience of
+# 4 found every one of ours on the translation recipe's model at alpha 1.2 (bench/ctranslate2.py).
+CTRANSLATE2_PATIENCE = 4
+_ACTIVATIONS = {"relu": "RELU", "gelu": "GELU", "silu": "SWISH", "swish": "SWISH"}
+
+
+def _import_ctranslate2():
+    try:
+        import ctranslate2
+    except ImportError as error:  # an optional extra
+        raise ImportError("The CTranslate2 export needs the ctranslate2 package: "
+                          "pip install 'seq2seq[ctranslate2]'.") from error
+    return ctranslate2
+
+
+def _linear(spec, dense):
+    spec.weight = np.ascontiguousarray(np.asarray(dense.kernel, np.float32).T)
+    spec.bias = np.asarray(dense.bias, np.float32)
+
+
+def _norm(spec, norm):
+    spec.gamma = np.asarray(norm.gamma, np.float32)
+    spec.beta = np.asarray(norm.beta, np.float32)
+
+
+def _positions(embedding, length):
+    """`(length, hidden)` float32: the position vectors the embedding layer adds."""
+    if embedding.position_embedding == "learned":
+        return np.asarray(embedding.position.position_embeddings, np.float32)[:length]
+    zeros = np.zeros((1, length, embedding.hidden_dim), np.float32)
+    return np.asarray(embedding.position(zeros), np.float32)[0]
+
+
+def _attention(spec, attention, norm):
+    _norm(spec.layer_norm, norm)
+    if attention.self_attention:
+        _linear(spec.linear[0], attention.query_key_value_dense)
+        _linear(spec.linear[1], attention.output_dense)
+    else:
+        _linear(spec.linear[0], attention.query_dense)
+        _linear(spec.linear[1], attention.key_value_dense)
+        _linear(spec.linear[2], attention.output_dense)
+
+
+def _feed_forward(spec, layer):
+    _norm(spec.layer_norm, layer.feed_forward_norm)
+    _linear(spec.linear_0, layer.feed_forward.intermediate_dense)
+    _linear(spec.linear_1, layer.feed_forward.output_dense)
+
+
+def transformer_spec(model, source_vocabulary, target_vocabulary, specials):
+    """The `ctranslate2.specs.TransformerSpec` of a `Transformer`'s weights.
+
+    Args:
+        model: a built `Transformer` (float32 weights are read whatever its dtype policy).
+        source_vocabulary, target_vocabulary: token strings by id.
+        specials: `{"bos": ..., "eos": ..., "unk": ...}` token strings.
+    """
+    ctranslate2 = _import_ctranslate2()
+    specs = ctranslate2.specs
+    activation = getattr(specs.Activation, _ACTIVATIONS[model.activation.lower()]
+                         if isinstance(model.activation, str) else "RELU")
+    spec = specs.TransformerSpec.from_config(
+        (model.num_encoder_layers, model.num_decoder_layers), model.num_heads,
+        pre_norm=model.norm_first, activation=activation)
+    # The table covers every position either side may reach: model.max_length.
+    length = model.max_length
+    source, target = model.source_embedding, model.target_embedding
+    encoder, decoder = spec.encoder, spec.decoder
+    encoder.embeddings[0].weight = np.asarray(source.token_embedding.embeddings, np.float32)
+    encoder.position_encodings.encodings = _positions(source, length)
+    decoder.embeddings.weight = np.asarray(target.token_embedding.embeddings, np.float32)
+    decoder.position_encodings.encodings = _positions(target, length)
+    if model.tie_output:
+        decoder.projection.weight = decoder.embeddings.weight
+    else:
+        decoder.projection.weight = np.ascontiguousarray(
+            np.asarray(target.token_embedding.reverse_embeddings, np.float32).T)
+    for layer_spec, layer in zip(encoder.layer, model.encoder_layers):
+        _attention(layer_spec.self_attention, layer.self_attention, layer.self_attention_norm)
+        _feed_forward(layer_spec.ffn, layer)
+    for layer_spec, layer in zip(decoder.layer, model.decoder_layers):
+        _attention(layer_spec.self_attention, layer.self_attention, layer.self_attention_norm)
+        _attention(layer_spec.attention, layer.cross_attention, layer.cross_attention_norm)
+        _feed_forward(layer_spec.ffn, layer)
+    if model.norm_first:
+        _norm(encoder.layer_norm, model.encoder_norm)
+        _norm(decoder.layer_norm, model.decoder_norm)
+    spec.config.layer_norm_epsilon = model.layer_norm_epsilon
+    spec.config.add_source_eos = True
+    spec.config.bos_token = spec.config.decoder_start_token = specials["bos"]
+    spec.config.eos_token = specials["eos"]
+    spec.config.unk_token = specials["unk"]
+    spec.register_source_vocabulary(list(source_vocabulary))
+    spec.register_target_vocabulary(list(target_vocabulary))
+    return spec
+
+
+def vocabulary(tokenizer):
+    """A tokenizer's token strings, by id."""
+    ids = np.arange(tokenizer.vocabulary_size, dtype=np.int32)
+    return [t.decode("utf-8") for t in tokenizer.id_to_token(ids).numpy()]
+
+
+def export_ctranslate2(model, source_tokenizer, target_tokenizer, config, out_dir,
+                       quantize=None):
+    """Writes a CTranslate2 model directory: model.bin, its vocabularies and config.json, the
+    tokenizers (`tokenizer/source`, `tokenizer/target`) and `seq2seq.json` (the run's config,
+    whose decoding settings and length limits `CTranslate2Translator` reads).
+
+    The directory is written next to `out_dir` and renamed into place when complete, so a failed
+    export leaves an existing one as it was.
+
+    Args:
+        model: a `Transformer` with the weights to convert (a run's final weights).
+        source_tokenizer, target_tokenizer: the run's tokenizers.
+        config: the run's `Config`.
+        out_dir: the directory to write.
+        quantize: None (float32 weights) or "int8".
+
+    Returns:
+        The directory's path.
+    """
+    ctranslate2 = _import_ctranslate2()
+    if quantize not in (None, *QUANTIZATION_MODES):
+        raise ValueError(f"quantize={quantize!r}; expected one of "
+                         f"{', '.join(QUANTIZATION_MODES)} or None.")
+    source_vocabulary, target_vocabulary = vocabulary(source_tokenizer), vocabulary(
+        target_tokenizer)
+    specials = {"bos": target_vocabulary[START_ID], "eos": target_vocabulary[END_ID],
+                "unk": target_vocabulary[UNK_ID]}
+    spec = transformer_spec(model, source_vocabulary, target_vocabulary, specials)
+
+    class Converter(ctranslate2.converters.Converter):
+        def _load(self):
+            return spec
+
+    out_dir = pathlib.Path(out_dir)
+    partial = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    Converter().convert(str(partial), quantization=quantize, force=True)
+    source_tokenizer.save(partial / "tokenizer" / "source")
+    target_tokenizer.save(partial / "tokenizer" / "target")
+    manifest = {"format": "seq2seq-ctranslate2", "quantization": quantize,
+                "config": config.to_dict()}
+    atomic.write_text(partial / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    partial.rename(out_dir)
+    return out_dir
+
+
+def is_ctranslate2_directory(path):
+    """Whether `path` is a directory `export_ctranslate2` wrote."""
+    path = pathlib.Path(path)
+    return (path / MANIFEST).is_file() and (path / "model.bin").is_file()
+
+
+def gnmt_length_penalty(length, alpha):
+    """GNMT's `((5 + length) / 6) ** alpha` (as `seq2seq.decoding.beam_search`)."""
+    return ((5.0 + length) / 6.0) ** alpha
+
+
+class CTranslate2Translator:
+    """`translate(texts, ...)` over an `export_ctranslate2` directory, with the run's tokenizers
+    and decoding settings; the same interface and results as `seq2seq.decoding.Translator`.
+
+    Args:
+        model_dir: the exported directory.
+        overrides: `["decoding.field=value", ...]` for this use only; only decoding settings
+            apply to a converted model.
+        device: "cpu", "cuda" or "auto".
+        compute_type: CTranslate2's compute type ("default": the weights' type; "float32",
+            "int8", ...).
+        inter_threads, intra_threads: CTranslate2's threading (translations run in parallel,
+            threads per translation; 0 lets it choose).
+
+    Example:
+    >>> translator = CTranslate2Translator("exported/ct2")
+    >>> translator.translate(["Choose Tools - Options."], beam_size=4, alpha=0.0)
+    ['Wählen Sie Extras - Optionen.']
+    """
+
+    def __init__(self, model_dir, overrides=(), device="cpu", compute_type="default",
+                 inter_threads=1, intra_threads=0):
+        ctranslate2 = _import_ctranslate2()
+        self.model_dir = pathlib.Path(model_dir)
+        if not is_ctranslate2_directory(self.model_dir):
+            raise FileNotFoundError(
+                f"{self.model_dir} is not a CTranslate2 export of seq2seq: expected model.bin and "
+                f"{MANIFEST} (written by `seq2seq export RUN OUT --format ctranslate2`).")
+        self.manifest = json.loads((self.model_dir / MANIFEST).read_text())
+        other = [o for o in overrides if not o.startswith("decoding.")]
+        if other:
+            raise ValueError(f"--set {other[0]!r} on the CTranslate2 export {self.model_dir}: "
+                             "expected decoding.* settings only (the model is converted).")
+        where = str(self.model_dir / MANIFEST)
+        self.config = config_lib.apply_overrides(
+            config_lib.from_dict(self.manifest["config"], where=where), overrides)
+        self.decoding = self.config.decoding
+        self.max_length = self.decoding.max_length or self.config.model.max_length
+        self.max_source_length = (self.config.data.max_source_length
+                                  or self.config.model.max_length)
+        self.split_sentences = self.decoding.split_sentences
+        self.source_tokenizer = Tokenizer.load(self.model_dir / "tokenizer" / "source")
+        self.target_tokenizer = Tokenizer.load(self.model_dir / "tokenizer" / "target")
+        self.source_vocabulary = vocabulary(self.source_tokenizer)
+        self.target_ids = {token: i for i, token in enumerate(vocabulary(self.target_tokenizer))}
+        self.translator = ctranslate2.Translator(
+            str(self.model_dir), device=device, compute_type=compute_type,
+            inter_threads=inter_threads, intra_threads=intra_threads)
+        self._ctranslate2 = ctranslate2
+
+    def source_tokens(self, texts):
+        """Source token strings, cut as our translator cuts them (CTranslate2 adds the end)."""
+        ids = self.source_tokenizer.tokenize(texts)[:, : self.max_source_length - 1]
+        return [[self.source_vocabulary[i] for i in row] for row in ids.to_list()]
+
+    def _detokenize(self, hypotheses):
+        import tensorflow as tf
+
+        ids = tf.ragged.constant([[self.target_ids[t] for t in tokens] for tokens in hypotheses],
+                                 dtype=tf.int32, ragged_rank=1) if hypotheses else None
+        if ids is None:
+            return []
+        return [s.decode("utf-8") for s in self.target_tokenizer.detokenize(ids).numpy()]
+
+    def decode(self, sources, n_best=1, return_scores=False):
+        """`translate(sources)` with the run's decoding settings (as `RunDirectory.decode`)."""
+        decoding = self.decoding
+        options = dict(strategy=decoding.strategy, beam_size=decoding.beam_size,
+                       alpha=decoding.alpha, n_best=n_best,
+                       coverage_penalty=decoding.coverage_penalty,
+                       min_length=decoding.min_length, max_length=decoding.max_length,
+                       batch_size=decoding.batch_size, return_scores=return_scores)
+        if decoding.strategy == "sampling":
+            options.update(temperature=decoding.temperature, top_k=decoding.top_k,
+                           top_p=decoding.top_p, seed=decoding.seed)
+        return self.translate(sources, **options)
+
+    def translate(self, texts, strategy="beam", beam_size=4, alpha=0.6, n_best=1,
+                  coverage_penalty=0.0, min_length=0, max_length=None, batch_size=64,
+                  return_scores=False, temperature=1.0, top_k=0, top_p=1.0, seed=None,
+                  patience=None):
+        """Translates a list of strings; arguments and results as `Translator.translate`.
+
+        `patience` (beam search with alpha > 0 only) overrides `CTRANSLATE2_PATIENCE`.
+        """
+        if coverage_penalty:
+            raise ValueError(f"coverage_penalty={coverage_penalty}: CTranslate2 has no GNMT "
+                             "coverage penalty; expected 0 with the ctranslate2 engine.")
+        if strategy not in ("beam", "greedy", "sampling"):
+            raise ValueError(f"strategy={strategy!r}; expected beam, greedy or sampling.")
+        texts = list(texts)
+        if not texts:
+            return []
+        if self.split_sentences:
+            from seq2seq.text import sentences
+
+            split = sentences.split(texts).to_list()
+            pieces = [s.decode("utf-8") for row in split for s in row]
+            results = self._translate_sentences(pieces, strategy, beam_size, alpha, n_best,
+                                                min_length, max_length, batch_size, temperature,
+                                                top_k, top_p, seed, patience)
+            outputs, start = [], 0
+            for row in split:  # the i-th best of an input joins the i-th best of each sentence
+                parts = results[start:start + len(row)]
+                start += len(row)
+                outputs.append([(" ".join(p[i][0] for p in parts), sum(p[i][1] for p in parts))
+                                for i in range(len(parts[0]))])
+        else:
+            outputs = self._translate_sentences(texts, strategy, beam_size, alpha, n_best,
+                                                min_length, max_length, batch_size, temperature,
+                                                top_k, top_p, seed, patience)
+        several = n_best > 1 and strategy == "beam"
+        if not return_scores:
+            outputs = [[text for text, _ in row] for row in outputs]
+        return [row if several else row[0] for row in outputs]
+
+    def _translate_sentences(self, texts, strategy, beam_size, alpha, n_best, min_length,
+                             max_length, batch_size, temperature, top_k, top_p, seed,
+                             patience):
+        """`[(text, score)] * n_best` per text."""
+        max_length = max_length or self.max_length
+        # Scores are sums of log-probabilities (length_penalty 0), as ours are before GNMT.
+        options = dict(max_batch_size=batch_size, max_input_length=0, return_scores=True,
+                       max_decoding_length=max_length - 1, min_decoding_length=min_length,
+                       length_penalty=0.0)
+        gnmt = strategy == "beam" and alpha != 0
+        if strategy == "beam":
+            options.update(beam_size=beam_size, num_hypotheses=n_best)
+            if gnmt:
+                patience = patience or CTRANSLATE2_PATIENCE
+                options.update(patience=patience, num_hypotheses=beam_size * patience,
+                               return_end_token=True)
+        elif strategy == "greedy":
+            options.update(beam_size=1)
+        else:
+            if seed is not None:
+                self._ctranslate2.set_random_seed(seed)
+            options.update(beam_size=1, sampling_temperature=temperature,
+                           sampling_topk=top_k or 0, sampling_topp=top_p)
+            if not top_k:  # CTranslate2's top-k 0 samples from the whole vocabulary too
+                options["sampling_topk"] = 0
+        results = self.translator.translate_batch(self.source_tokens(texts), **options)
+        end = self._eos()
+        outputs = []
+        for result in results:
+            ranked = list(zip(result.hypotheses, result.scores))
+            if gnmt:
+                # Raw log-probability sums, the end token included; length counts it, as ours.
+                ranked = [(tokens, score / gnmt_length_penalty(len(tokens), alpha))
+                          for tokens, score in ranked]
+                # As in our search, hypotheses cut by the length limit (no end token) compete
+                # only where fewer than n_best ended.
+                ended = [pair for pair in ranked if pair[0][-1:] == [end]]
+                if len(ended) >= n_best:
+                    ranked = ended
+                ranked = sorted(ranked, key=lambda pair: -pair[1])[:n_best]
+                ranked = [([t for t in tokens if t != end], score) for tokens, score in ranked]
+            strings = self._detokenize([tokens for tokens, _ in ranked])
+            outputs.append(list(zip(strings, [float(score) for _, score in ranked])))
+        return outputs
+
+    def _eos(self):
+        tokens = {i: t for t, i in self.target_ids.items()}
+        return tokens[END_ID]
+
+    def score(self, sources, targets):
+        """Teacher-forced log-probabilities of each target token (its end token last), as
+        `[[float]]`: CTranslate2's `score_batch`. Targets are cut to the tokens an output can
+        hold (`max_length - 1`, the end token included)."""
+        import tensorflow as tf
+
+        target_vocabulary = {i: t for t, i in self.target_ids.items()}
+        target_ids = self.target_tokenizer.tokenize(tf.constant(targets))
+        target_ids = target_ids[:, : self.max_length - 2].to_list()
+        results = self.translator.score_batch(
+            self.source_tokens(sources),
+            [[target_vocabulary[i] for i in row] for row in target_ids])
+        return [list(result.log_probs) for result in results]
+
+
+__all__ = ["CTranslate2Translator", "export_ctranslate2", "is_ctranslate2_directory",
+           "transformer_spec", "vocabulary"]
