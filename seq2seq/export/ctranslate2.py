@@ -35,8 +35,9 @@ MANIFEST = "seq2seq.json"  # the run's config, which the translator reads its se
 QUANTIZATION_MODES = ("int8",)
 # Beam patience (CTranslate2 keeps searching until beam_size * patience hypotheses ended) for
 # GNMT ranking. Its search stops by its own rule, not GNMT's, so with alpha > 0 a longer
-# hypothesis that GNMT would prefer may not have been found by the time it stops; a patience of
-# 4 found every one of ours on the translation recipe's model at alpha 1.2 (bench/ctranslate2.py).
+# hypothesis that GNMT would prefer may not have been found by the time it stops: patience 4
+# finds our search's outputs on the translation recipe's model all but rarely, patience 1 is
+# faster and differs more often (bench/ctranslate2.py, docs/benchmarks.md).
 CTRANSLATE2_PATIENCE = 4
 _ACTIVATIONS = {"relu": "RELU", "gelu": "GELU", "silu": "SWISH", "swish": "SWISH"}
 
@@ -44,6 +45,8 @@ _ACTIVATIONS = {"relu": "RELU", "gelu": "GELU", "silu": "SWISH", "swish": "SWISH
 def _import_ctranslate2():
     try:
         import ctranslate2
+        import ctranslate2.converters  # noqa: F401  (submodules the package does not import)
+        import ctranslate2.specs  # noqa: F401
     except ImportError as error:  # an optional extra
         raise ImportError("The CTranslate2 export needs the ctranslate2 package: "
                           "pip install 'seq2seq[ctranslate2]'.") from error
@@ -242,7 +245,8 @@ class CTranslate2Translator:
         self.source_tokenizer = Tokenizer.load(self.model_dir / "tokenizer" / "source")
         self.target_tokenizer = Tokenizer.load(self.model_dir / "tokenizer" / "target")
         self.source_vocabulary = vocabulary(self.source_tokenizer)
-        self.target_ids = {token: i for i, token in enumerate(vocabulary(self.target_tokenizer))}
+        self.target_vocabulary = vocabulary(self.target_tokenizer)
+        self.target_ids = {token: i for i, token in enumerate(self.target_vocabulary)}
         self.translator = ctranslate2.Translator(
             str(self.model_dir), device=device, compute_type=compute_type,
             inter_threads=inter_threads, intra_threads=intra_threads)
@@ -254,12 +258,15 @@ class CTranslate2Translator:
         return [[self.source_vocabulary[i] for i in row] for row in ids.to_list()]
 
     def _detokenize(self, hypotheses):
+        """Token-string lists -> strings, in one call of the target tokenizer."""
         import tensorflow as tf
 
-        ids = tf.ragged.constant([[self.target_ids[t] for t in tokens] for tokens in hypotheses],
-                                 dtype=tf.int32, ragged_rank=1) if hypotheses else None
-        if ids is None:
+        if not hypotheses:
             return []
+        flat = [self.target_ids[t] for tokens in hypotheses for t in tokens]
+        ids = tf.RaggedTensor.from_row_lengths(
+            tf.constant(flat, tf.int32, shape=[len(flat)]),
+            tf.constant([len(tokens) for tokens in hypotheses], tf.int64))
         return [s.decode("utf-8") for s in self.target_tokenizer.detokenize(ids).numpy()]
 
     def decode(self, sources, n_best=1, return_scores=False):
@@ -340,8 +347,8 @@ class CTranslate2Translator:
             if not top_k:  # CTranslate2's top-k 0 samples from the whole vocabulary too
                 options["sampling_topk"] = 0
         results = self.translator.translate_batch(self.source_tokens(texts), **options)
-        end = self._eos()
-        outputs = []
+        end = self.target_vocabulary[END_ID]
+        ranked_results = []
         for result in results:
             ranked = list(zip(result.hypotheses, result.scores))
             if gnmt:
@@ -355,13 +362,11 @@ class CTranslate2Translator:
                     ranked = ended
                 ranked = sorted(ranked, key=lambda pair: -pair[1])[:n_best]
                 ranked = [([t for t in tokens if t != end], score) for tokens, score in ranked]
-            strings = self._detokenize([tokens for tokens, _ in ranked])
-            outputs.append(list(zip(strings, [float(score) for _, score in ranked])))
-        return outputs
-
-    def _eos(self):
-        tokens = {i: t for t, i in self.target_ids.items()}
-        return tokens[END_ID]
+            ranked_results.append(ranked)
+        strings = iter(self._detokenize([tokens for ranked in ranked_results
+                                         for tokens, _ in ranked]))
+        return [[(next(strings), float(score)) for _, score in ranked]
+                for ranked in ranked_results]
 
     def score(self, sources, targets):
         """Teacher-forced log-probabilities of each target token (its end token last), as
@@ -369,12 +374,11 @@ class CTranslate2Translator:
         hold (`max_length - 1`, the end token included)."""
         import tensorflow as tf
 
-        target_vocabulary = {i: t for t, i in self.target_ids.items()}
         target_ids = self.target_tokenizer.tokenize(tf.constant(targets))
         target_ids = target_ids[:, : self.max_length - 2].to_list()
         results = self.translator.score_batch(
             self.source_tokens(sources),
-            [[target_vocabulary[i] for i in row] for row in target_ids])
+            [[self.target_vocabulary[i] for i in row] for row in target_ids])
         return [list(result.log_probs) for result in results]
 
 

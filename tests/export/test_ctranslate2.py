@@ -75,6 +75,9 @@ def assert_length_limits_mean_the_same(run, converted):
     ours = run.translator.translate(SOURCES, **options)
     assert converted.translate(SOURCES, **options) == ours
     assert min(len(run.target_tokenizer.tokenize([text]).to_list()[0]) for text in ours) >= 6
+    # Sampling among the single most probable token is greedy search, in both.
+    sampled = converted.translate(SOURCES, strategy="sampling", top_k=1, temperature=0.7, seed=3)
+    assert sampled == run.translator.translate(SOURCES, strategy="greedy")
     with pytest.raises(ValueError, match="CTranslate2 has no GNMT coverage penalty"):
         converted.translate(SOURCES[:1], coverage_penalty=0.2)
 
