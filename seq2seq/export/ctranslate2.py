@@ -64,11 +64,13 @@ def _norm(spec, norm):
 
 
 def _positions(embedding, length):
-    """`(length, hidden)` float32: the position vectors the embedding layer adds."""
+    """`(length, hidden)` float32: the position vectors the embedding layer adds (the sinusoids
+    computed in float32, whatever precision the model runs in)."""
+    position = embedding.position
     if embedding.position_embedding == "learned":
-        return np.asarray(embedding.position.position_embeddings, np.float32)[:length]
-    zeros = np.zeros((1, length, embedding.hidden_dim), np.float32)
-    return np.asarray(embedding.position(zeros), np.float32)[0]
+        return np.asarray(position.position_embeddings, np.float32)[:length]
+    float32 = position.__class__.from_config({**position.get_config(), "dtype": "float32"})
+    return np.asarray(float32(np.zeros((1, length, embedding.hidden_dim), np.float32)))[0]
 
 
 def _attention(spec, attention, norm):

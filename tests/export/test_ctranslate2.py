@@ -153,3 +153,30 @@ def test_export_and_translate_from_the_command_line(tmp_path, capsys):
     assert main(["translate", str(tmp_path / "ct2"), "--input", str(source),
                  "--set", "model.dropout=0.2"]) == 2
     assert "expected decoding.* settings only" in capsys.readouterr().err
+
+
+def test_a_model_that_runs_in_bfloat16_converts_with_float32_weights_and_positions():
+    # The converted model computes in float32 (or int8): its sinusoids are written as a float32
+    # table, not as the bfloat16 values a mixed-precision model adds; checked against the
+    # formula (sin on even features, cos on odd, 10000 ** (2i / d)).
+    import keras
+
+    from seq2seq.export.ctranslate2 import transformer_spec
+    from seq2seq.models import Transformer
+
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    model = Transformer.from_size("tiny", source_vocabulary_size=20, target_vocabulary_size=20,
+                                  max_length=40, share_embeddings=True)
+    model((np.ones((1, 2), "int32"), np.ones((1, 2), "int32")))
+    tokens = ["<pad>", "<s>", "</s>", "<unk>", *(f"t{i}" for i in range(16))]
+    spec = transformer_spec(model, tokens, tokens, {"bos": "<s>", "eos": "</s>", "unk": "<unk>"})
+    positions, features = np.arange(40)[:, None], np.arange(32)[None, :]
+    angles = positions / 10000 ** ((features // 2 * 2) / 32)
+    expected = np.where(features % 2 == 0, np.sin(angles), np.cos(angles))
+    encodings = spec.encoder.position_encodings.encodings
+    assert encodings.dtype == np.float32 and encodings.shape == (40, 32)
+    np.testing.assert_allclose(encodings, expected, atol=2e-6)
+    np.testing.assert_array_equal(spec.decoder.position_encodings.encodings, encodings)
+    np.testing.assert_array_equal(spec.decoder.projection.weight,
+                                  np.asarray(model.target_embedding.token_embedding.embeddings))
+    assert spec.decoder.projection.weight.dtype == np.float32
