@@ -115,6 +115,24 @@ def _translate(args):
             flush()
 
 
+def _score(args):
+    # One line per pair: its total log-probability, a tab, each target token's (the end last).
+    from seq2seq.data import readers
+
+    run = _open_run(args)
+    data = run.config.data
+    if args.pairs.endswith(".jsonl"):
+        pairs = readers.read_jsonl(args.pairs, data.source_field, data.target_field,
+                                   on_error="error")
+    else:
+        pairs = readers.read_tsv(args.pairs, on_error="error")
+    output = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    for total, tokens in run.translator.score([s for s, _ in pairs], [t for _, t in pairs],
+                                              batch_size=args.batch_size):
+        output.write(f"{total:.4f}\t{' '.join(f'{p:.4f}' for p in tokens)}\n")
+    output.flush()
+
+
 def _export(args):
     from seq2seq.export import FORMATS
     from seq2seq.export.saved_model import export_translator
@@ -229,6 +247,16 @@ def build_parser():
     translate.add_argument("--with-scores", action="store_true",
                            help="write 'SCORE ||| TRANSLATION' (the search's score)")
     translate.set_defaults(run=_translate)
+
+    score = with_overrides(commands.add_parser(
+        "score", help="log-probabilities of given translations (teacher-forced)"))
+    score.add_argument("run_dir")
+    score.add_argument("pairs", help="source and target per line: a TSV file, or JSONL with "
+                                     "the run's data.source_field and data.target_field")
+    score.add_argument("--output", help="output file (default stdout)")
+    score.add_argument("--batch-size", type=_positive_int, default=32,
+                       help="pairs scored together (default 32)")
+    score.set_defaults(run=_score)
 
     export = with_overrides(commands.add_parser(
         "export", help="SavedModel for TF Serving, or a CTranslate2 model"))

@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from seq2seq.decoding import generate, get_strategy, strategy_options
 from seq2seq.text import sentences
+from seq2seq.text.tokenizer import END_ID, START_ID
 
 
 class Translator:
@@ -67,6 +68,66 @@ class Translator:
     def encode_sources(self, texts):
         """`(batch,)` strings -> `(batch, length)` int32 ids ending with the end id, 0-padded."""
         return self.source_tokenizer.encode_sources(texts, self.max_source_length).to_tensor()
+
+    def score_graph(self, sources, targets):
+        """Teacher-forced log-probabilities of `targets` given `sources`, as TensorFlow ops.
+
+        Sources are encoded as for translation; each target is tokenized as in training, cut
+        to `max_length - 1` tokens (the model reads `max_length` positions: the start id and
+        those tokens) and followed by the end id, whose log-probability counts too.
+
+        Returns:
+            `(totals, token_log_probs, lengths)`: float32 `(batch,)` sums, float32
+            `(batch, length)` per token (0 past each target's end) and int32 `(batch,)` token
+            counts (the end id included).
+        """
+        ids = self.target_tokenizer.tokenize(targets)[:, : self.max_length - 1]
+        return self.score_ids(self.encode_sources(sources), ids)
+
+    def score_ids(self, source_ids, ids):
+        """`score_graph` on ids: `source_ids` `(batch, length)` as `encode_sources` gives
+        them, `ids` ragged `(batch, None)` target ids without start or end id."""
+        rows = ids.nrows()
+        target_in = tf.concat([tf.fill([rows, 1], START_ID), ids], axis=1).to_tensor()
+        target_out = tf.concat([ids, tf.fill([rows, 1], END_ID)], axis=1)
+        lengths = tf.cast(target_out.row_lengths(), tf.int32)
+        logits = self.model((source_ids, target_in), training=False)
+        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
+        chosen = tf.gather(log_probs, target_out.to_tensor(), batch_dims=2)
+        chosen = tf.where(tf.sequence_mask(lengths, tf.shape(chosen)[1]), chosen, 0.0)
+        return tf.reduce_sum(chosen, axis=1), chosen, lengths
+
+    def score(self, sources, targets, batch_size=64):
+        """Teacher-forced log-probabilities of translations (see `score_graph`).
+
+        Returns:
+            One `(total, [log-probability of each target token, the end id last])` per pair.
+        """
+        sources, targets = list(sources), list(targets)
+        if len(sources) != len(targets):
+            raise ValueError(f"{len(sources)} sources but {len(targets)} targets; expected "
+                             "one target per source.")
+        results = []
+        for start in range(0, len(sources), batch_size):
+            batch = (tf.constant(sources[start : start + batch_size]),
+                     tf.constant(targets[start : start + batch_size]))
+            try:
+                totals, tokens, lengths = self._score_function()(*batch)
+            except tf.errors.NotFoundError:  # a freed tokenizer resource (see translate)
+                self.source_tokenizer.reset()
+                self.target_tokenizer.reset()
+                self._functions.clear()
+                totals, tokens, lengths = self._score_function()(*batch)
+            results += [(float(total), row[:length].tolist()) for total, row, length in
+                        zip(totals.numpy(), tokens.numpy(), lengths.numpy())]
+        return results
+
+    def _score_function(self):
+        if "score" not in self._functions:
+            spec = tf.TensorSpec([None], tf.string)
+            self._functions["score"] = tf.function(self.score_graph,
+                                                   input_signature=[spec, spec])
+        return self._functions["score"]
 
     def translate_graph(self, texts, strategy, max_length, length_limit=None):
         """The whole translation as TensorFlow ops.

@@ -372,12 +372,12 @@ class CTranslate2Translator:
 
     def score(self, sources, targets):
         """Teacher-forced log-probabilities of each target token (its end token last), as
-        `[[float]]`: CTranslate2's `score_batch`. Targets are cut to the tokens an output can
-        hold (`max_length - 1`, the end token included)."""
+        `[[float]]`: CTranslate2's `score_batch`. Targets are cut to `max_length - 1` tokens,
+        as `Translator.score` cuts them."""
         import tensorflow as tf
 
         target_ids = self.target_tokenizer.tokenize(tf.constant(targets))
-        target_ids = target_ids[:, : self.max_length - 2].to_list()
+        target_ids = target_ids[:, : self.max_length - 1].to_list()
         results = self.translator.score_batch(
             self.source_tokens(sources),
             [[self.target_vocabulary[i] for i in row] for row in target_ids])

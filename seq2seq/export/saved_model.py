@@ -61,6 +61,10 @@ class TranslationModule(tf.Module):
             it sets the shapes of the compiled search.
         translate_ids: `source_ids` int32 `[batch, length]` (0-padded, ending with the end id)
             -> `tokens` int32 `[batch, n_best, max_length]`, `scores` float32 `[batch, n_best]`.
+        score: `text` and `target` string `[batch]` -> the target's teacher-forced
+            log-probability, `scores` float32 `[batch]`, per token `token_scores` float32
+            `[batch, length]` (0 past its end) and `lengths` int32 `[batch]` (see
+            `Translator.score_graph`: whole texts, not split into sentences).
     """
 
     def __init__(self, translator, decoding, limits=None):
@@ -115,6 +119,18 @@ class TranslationModule(tf.Module):
             )
         return {"translations": translations[:, :n_best], "scores": scores[:, :n_best]}
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text"),
+                                  tf.TensorSpec([None], tf.string, name="target")])
+    def serve_score(self, text, target):
+        checks = [tf.debugging.assert_equal(
+            tf.size(target), tf.size(text),
+            message="score: expected one target per text; got targets, texts")]
+        with tf.control_dependencies(checks):
+            text = self._within_limits(text, split=False)
+            target = tf.strings.substr(target, 0, self.limits.max_input_bytes)
+        totals, tokens, lengths = self.translator.score_graph(text, target)
+        return {"scores": totals, "token_scores": tokens, "lengths": lengths}
+
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name="source_ids")])
     def serve_ids(self, source_ids):
         from seq2seq.decoding import generate
@@ -132,11 +148,12 @@ class TranslationModule(tf.Module):
             count, limit, message=f"expected at most export.max_inputs_per_request={limit} "
             "inputs per request (send more requests); got")
 
-    def _within_limits(self, text):
-        """`text` cut to `max_input_bytes`, after checking the request's size."""
+    def _within_limits(self, text, split=True):
+        """`text` cut to `max_input_bytes`, after checking the request's size (and, where the
+        translator splits sentences and `split`, their number)."""
         checks = [self._request_size(tf.size(text))]
         text = tf.strings.substr(text, 0, self.limits.max_input_bytes)
-        if self.translator.split_sentences:
+        if self.translator.split_sentences and split:
             limit = self.limits.max_sentences_per_input
             counts = tf.concat([[0], sentences.split(text).row_lengths()], axis=0)
             checks.append(tf.debugging.assert_less_equal(
@@ -223,6 +240,7 @@ def export_translator(translator, decoding, out_dir, version=1, warmup_texts=(),
             "serving_default": module.serve.get_concrete_function(),
             "translate_with_options": module.serve_with_options.get_concrete_function(),
             "translate_ids": module.serve_ids.get_concrete_function(),
+            "score": module.serve_score.get_concrete_function(),
         },
     )
     if warmup_texts:

@@ -242,6 +242,7 @@ def test_layout_signatures_and_warmup_requests(exported):
     assert "signature_def['serving_default']" in shown
     assert "signature_def['translate_ids']" in shown
     assert "signature_def['translate_with_options']" in shown
+    assert "signature_def['score']" in shown and "inputs['target']" in shown
     assert "inputs['max_length']" in shown and "inputs['n_best']" in shown
     assert "inputs['text']" in shown and "outputs['translations']" in shown
     requests = []
@@ -290,3 +291,31 @@ def test_a_failed_export_leaves_the_previous_version_and_a_new_one_replaces_it(
     assert [p.name for p in (tmp_path / "export").iterdir()] == ["1"]
     assert tf.saved_model.contains_saved_model(str(previous))
     assert (previous / "saved_model.pb").read_bytes() != b"the version being served"
+
+
+def test_the_score_signature_serves_what_translator_score_gives(exported):
+    # In a process with only tensorflow and tensorflow_text; ragged per-token scores come
+    # padded with zeros, with each target's token count.
+    translator, served = exported
+    sources, targets = [s for s, _ in PAIRS[:5]], [t for _, t in PAIRS[:5]]
+    probe = f"""
+import json
+import tensorflow as tf, tensorflow_text
+score = tf.saved_model.load({str(served / "3")!r}).signatures["score"]
+out = score(text=tf.constant({sources!r}), target=tf.constant({targets!r}))
+print(json.dumps({{k: v.numpy().tolist() for k, v in out.items()}}))
+"""
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    expected = translator.score(sources, targets)
+    np.testing.assert_allclose(out["scores"], [total for total, _ in expected], atol=1e-4)
+    assert out["lengths"] == [len(tokens) for _, tokens in expected]
+    for row, length, (_, tokens) in zip(out["token_scores"], out["lengths"], expected):
+        np.testing.assert_allclose(row[:length], tokens, atol=1e-4)
+        assert row[length:] == [0.0] * (len(row) - length)
+    # One target per text, checked in the graph.
+    mismatched = probe.replace(f"target=tf.constant({targets!r})",
+                               f"target=tf.constant({targets[:2]!r})")
+    result = subprocess.run([sys.executable, "-c", mismatched], capture_output=True, text=True)
+    assert result.returncode != 0 and "expected one target per text" in result.stderr

@@ -6,6 +6,7 @@ import math
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from seq2seq.cli import main
@@ -87,6 +88,26 @@ def test_recipe_trains_evaluates_translates_and_exports(tmp_path, capsys, monkey
     # evaluate and translate from the run directory.
     evaluated = json.loads(run_cli(capsys, "evaluate", str(run_dir)).strip().splitlines()[-1])
     assert set(evaluated) == {name for name in metric_names}
+    # score: a user's pairs file (TSV, or JSONL with the run's fields), a line per pair: the
+    # total log-probability and each target token's, as Translator.score gives them.
+    from seq2seq.run_directory import load_run
+
+    pairs = [("Choose Tools - Options.", "Wählen Sie Extras - Optionen."),
+             ("Insert a sheet.", "Tabelle einfügen.")]
+    data = load_run(run_dir).config.data
+    if data.format == "jsonl":
+        pairs_file = tmp_path / "pairs.jsonl"
+        pairs_file.write_text("".join(json.dumps({data.source_field: s, data.target_field: t})
+                                      + "\n" for s, t in pairs), "utf-8")
+    else:
+        pairs_file = tmp_path / "pairs.tsv"
+        pairs_file.write_text("".join(f"{s}\t{t}\n" for s, t in pairs), "utf-8")
+    lines = run_cli(capsys, "score", str(run_dir), str(pairs_file)).splitlines()[-2:]
+    expected = load_run(run_dir).translator.score([s for s, _ in pairs], [t for _, t in pairs])
+    for line, (total, tokens) in zip(lines, expected, strict=True):
+        written_total, written_tokens = line.split("\t")
+        assert float(written_total) == pytest.approx(total, abs=1e-4)
+        np.testing.assert_allclose([float(x) for x in written_tokens.split()], tokens, atol=1e-4)
     source = tmp_path / "in.txt"
     source.write_text("Choose Tools - Options.\nInsert a sheet.\n\n")
     output = tmp_path / "out.txt"
