@@ -344,10 +344,10 @@ class CTranslate2Translator:
         else:
             if seed is not None:
                 self._ctranslate2.set_random_seed(seed)
-            options.update(beam_size=1, sampling_temperature=temperature,
-                           sampling_topk=top_k or 0, sampling_topp=top_p)
-            if not top_k:  # CTranslate2's top-k 0 samples from the whole vocabulary too
-                options["sampling_topk"] = 0
+            # Top-k 0 samples from the whole vocabulary in both (CTranslate2's default, 1, is
+            # greedy search).
+            options.update(beam_size=1, sampling_temperature=temperature, sampling_topk=top_k,
+                           sampling_topp=top_p)
         results = self.translator.translate_batch(self.source_tokens(texts), **options)
         end = self.target_vocabulary[END_ID]
         ranked_results = []
