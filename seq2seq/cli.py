@@ -117,15 +117,11 @@ def _translate(args):
 
 def _score(args):
     # One line per pair: its total log-probability, a tab, each target token's (the end last).
-    from seq2seq.data import readers
+    from seq2seq.training import inputs
 
     run = _open_run(args)
-    data = run.config.data
-    if args.pairs.endswith(".jsonl"):
-        pairs = readers.read_jsonl(args.pairs, data.source_field, data.target_field,
-                                   on_error="error")
-    else:
-        pairs = readers.read_tsv(args.pairs, on_error="error")
+    pairs = inputs.read_pairs(run.config.data, args.pairs, on_error="error",
+                              format="jsonl" if args.pairs.endswith(".jsonl") else "tsv")
     output = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     for total, tokens in run.translator.score([s for s, _ in pairs], [t for _, t in pairs],
                                               batch_size=args.batch_size):
@@ -136,11 +132,12 @@ def _score(args):
 def _export(args):
     from seq2seq.export import FORMATS
     from seq2seq.export.saved_model import export_translator
+    from seq2seq.run_directory import load_run
     from seq2seq.training import inputs
 
     overrides = [*args.set, *([f"export.format={args.format}"] if args.format else []),
                  *([f"export.quantize={args.quantize}"] if args.quantize else [])]
-    run = _open_run(argparse.Namespace(run_dir=args.run_dir, set=overrides))
+    run = load_run(args.run_dir, overrides)
     formats = FORMATS[run.config.export.format]
     if formats == ("ctranslate2",):  # OUT_DIR is the CTranslate2 directory itself
         _print(json.dumps({"export_ctranslate2": str(_export_ctranslate2(run, args.out_dir))}))

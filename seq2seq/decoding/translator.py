@@ -111,16 +111,21 @@ class Translator:
         for start in range(0, len(sources), batch_size):
             batch = (tf.constant(sources[start : start + batch_size]),
                      tf.constant(targets[start : start + batch_size]))
-            try:
-                totals, tokens, lengths = self._score_function()(*batch)
-            except tf.errors.NotFoundError:  # a freed tokenizer resource (see translate)
-                self.source_tokenizer.reset()
-                self.target_tokenizer.reset()
-                self._functions.clear()
-                totals, tokens, lengths = self._score_function()(*batch)
+            totals, tokens, lengths = self._call(self._score_function, *batch)
             results += [(float(total), row[:length].tolist()) for total, row, length in
                         zip(totals.numpy(), tokens.numpy(), lengths.numpy())]
         return results
+
+    def _call(self, get_function, *args):
+        """`get_function()(*args)`, traced again once if a tokenizer resource was freed by
+        `tf.random.set_seed` (see `Tokenizer.reset`)."""
+        try:
+            return get_function()(*args)
+        except tf.errors.NotFoundError:
+            self.source_tokenizer.reset()
+            self.target_tokenizer.reset()
+            self._functions.clear()
+            return get_function()(*args)
 
     def _score_function(self):
         if "score" not in self._functions:
@@ -213,16 +218,8 @@ class Translator:
         for start in range(0, len(texts), batch_size):
             rows = order[start : start + batch_size]
             batch = tf.constant([texts[i] for i in rows])
-            run = self._function(strategy, max_length or self.max_length, options)
-            try:
-                strings, scores = run(batch)
-            except tf.errors.NotFoundError:
-                # A tokenizer resource was freed by tf.random.set_seed (see Tokenizer.reset).
-                self.source_tokenizer.reset()
-                self.target_tokenizer.reset()
-                self._functions.clear()
-                run = self._function(strategy, max_length or self.max_length, options)
-                strings, scores = run(batch)
+            strings, scores = self._call(
+                lambda: self._function(strategy, max_length or self.max_length, options), batch)
             for i, row_strings, row_scores in zip(rows, strings.numpy(), scores.numpy()):
                 row = [s.decode("utf-8") for s in row_strings]
                 if return_scores:

@@ -29,6 +29,7 @@ import numpy as np
 
 from seq2seq import atomic
 from seq2seq import config as config_lib
+from seq2seq.decoding import strategy_options
 from seq2seq.text.tokenizer import END_ID, START_ID, UNK_ID, Tokenizer
 
 MANIFEST = "seq2seq.json"  # the run's config, which the translator reads its settings from
@@ -273,16 +274,10 @@ class CTranslate2Translator:
 
     def decode(self, sources, n_best=1, return_scores=False):
         """`translate(sources)` with the run's decoding settings (as `RunDirectory.decode`)."""
-        decoding = self.decoding
-        options = dict(strategy=decoding.strategy, beam_size=decoding.beam_size,
-                       alpha=decoding.alpha, n_best=n_best,
-                       coverage_penalty=decoding.coverage_penalty,
-                       min_length=decoding.min_length, max_length=decoding.max_length,
-                       batch_size=decoding.batch_size, return_scores=return_scores)
-        if decoding.strategy == "sampling":
-            options.update(temperature=decoding.temperature, top_k=decoding.top_k,
-                           top_p=decoding.top_p, seed=decoding.seed)
-        return self.translate(sources, **options)
+        name, options = strategy_options(self.decoding, n_best=n_best)
+        return self.translate(sources, strategy=name, max_length=self.decoding.max_length,
+                              batch_size=self.decoding.batch_size, return_scores=return_scores,
+                              **options)
 
     def translate(self, texts, strategy="beam", beam_size=4, alpha=0.6, n_best=1,
                   coverage_penalty=0.0, min_length=0, max_length=None, batch_size=64,

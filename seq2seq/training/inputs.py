@@ -12,6 +12,17 @@ from seq2seq.text.tokenizer import Tokenizer, train_tokenizer
 TASKS = ("translation", "summarization")
 
 
+def read_pairs(data, path, format=None, on_error=None):
+    """The `(source, target)` pairs of one file: TSV, or JSONL with `data.source_field` and
+    `data.target_field`; `format` and `on_error` default to `data.format` and `data.on_error`."""
+    format, on_error = format or data.format, on_error or data.on_error
+    if format == "tsv":
+        return readers.read_tsv(path, on_error=on_error)
+    if format == "jsonl":
+        return readers.read_jsonl(path, data.source_field, data.target_field, on_error=on_error)
+    raise ValueError(f"data.format={format!r}; expected tsv or jsonl.")
+
+
 def load_split(data, split):
     """The `(source, target)` pairs of one split, from the bundled dataset or the files.
 
@@ -29,14 +40,7 @@ def load_split(data, split):
         file = getattr(data, f"{split}_file")
         if not file:
             raise ValueError(f"data.{split}_file is not set and data.dataset is None.")
-        if data.format == "tsv":
-            pairs = readers.read_tsv(file, on_error=data.on_error)
-        elif data.format == "jsonl":
-            pairs = readers.read_jsonl(
-                file, data.source_field, data.target_field, on_error=data.on_error
-            )
-        else:
-            raise ValueError(f"data.format={data.format!r}; expected tsv or jsonl.")
+        pairs = read_pairs(data, file)
     if split == "train" and data.max_train_pairs:
         pairs = pairs[: data.max_train_pairs]
     if split == "train" and data.split_sentences:
