@@ -50,6 +50,10 @@ def main():
                              "export's CTRANSLATE2_PATIENCE)")
     parser.add_argument("--savedmodel-int8", action="store_true",
                         help="also serve our int8 SavedModel (export.quantize: int8)")
+    parser.add_argument("--no-ct2-int8", action="store_true",
+                        help="serve CTranslate2 in float32 only")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                        help="decoding overrides of the run, e.g. decoding.alpha=0")
     args = parser.parse_args()
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
@@ -64,20 +68,19 @@ def main():
     from seq2seq.run_directory import load_run
     from seq2seq.training import inputs
 
-    run = load_run(args.run_dir)
+    run = load_run(args.run_dir, args.set)
     decoding = run.config.decoding
     patience = args.patience or CTRANSLATE2_PATIENCE
     test = sorted(inputs.load_split(run.config.data, "test"), key=lambda pair: len(pair[0]))
     sources, references = [s for s, _ in test], [t for _, t in test]
-    options = dict(strategy=decoding.strategy, beam_size=decoding.beam_size,
-                   alpha=decoding.alpha, min_length=decoding.min_length,
-                   max_length=decoding.max_length, batch_size=args.batch, patience=patience)
+    strategy = run.strategy
+    options = dict(strategy=strategy, batch_size=args.batch, patience=patience)
     systems = {}
     with tempfile.TemporaryDirectory() as directory:
         exported = {"savedmodel": None, **({"savedmodel_int8": "int8"}
                                            if args.savedmodel_int8 else {})}
         for name, quantize in exported.items():
-            path = export_translator(run.translator, decoding, os.path.join(directory, name),
+            path = export_translator(run.translator, os.path.join(directory, name),
                                      quantize=quantize, limits=run.config.export)
             serve = tf.saved_model.load(str(path)).signatures["serving_default"]
 
@@ -86,7 +89,9 @@ def main():
                 return [t.decode("utf-8") for t in out]
 
             systems[name] = translate
-        for name, quantize in (("ct2_fp32", None), ("ct2_int8", "int8")):
+        converted_kinds = (("ct2_fp32", None),) + ((() if args.no_ct2_int8
+                                                     else (("ct2_int8", "int8"),)))
+        for name, quantize in converted_kinds:
             path = export_ctranslate2(run.model, run.source_tokenizer, run.target_tokenizer,
                                       run.config, os.path.join(directory, name), quantize)
             converted = CTranslate2Translator(path, intra_threads=args.threads)
@@ -119,7 +124,8 @@ def main():
                 translate([sentence])
                 latencies[name].append(1000 * (time.perf_counter() - start))
 
-    float32 = load_run(args.run_dir, ["training.precision=float32"]).translator.translate(
+    float32_run = load_run(args.run_dir, [*args.set, "training.precision=float32"])
+    float32 = float32_run.translator.translate(
         sources, **{k: v for k, v in options.items() if k != "patience"})
     results = {"machine": f"{os.cpu_count()} cores", "run": args.run_dir,
                "sentences": len(sources), "beam": decoding.beam_size, "alpha": decoding.alpha,

@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from seq2seq import datasets  # noqa: E402
-from seq2seq.config import DecodingConfig  # noqa: E402
+from seq2seq.decoding import BeamSearch  # noqa: E402
 from seq2seq.decoding.translator import Translator  # noqa: E402
 from seq2seq.evaluation.metrics import bleu  # noqa: E402
 from seq2seq.export.saved_model import export_translator  # noqa: E402
@@ -97,16 +97,15 @@ def main():
 
     translator, test = (trained_translator(args.run_dir) if args.run_dir
                         else random_translator(args))
-    decoding = DecodingConfig(strategy="beam", beam_size=args.beam, alpha=0.6,
-                              max_length=args.max_length)
+    strategy = BeamSearch(beam_size=args.beam, alpha=0.6, max_length=args.max_length)
     variants = {"float32": None, "int8": "int8"} if args.int8 else {"float32": None}
     sentences = [s for s, _ in test if len(s.split()) <= 30]
     results = {}
     with tempfile.TemporaryDirectory() as directory:
         served = {}
         for name, mode in variants.items():
-            path = export_translator(translator, decoding, os.path.join(directory, name),
-                                     quantize=mode)
+            path = export_translator(translator, os.path.join(directory, name),
+                                     quantize=mode, strategy=strategy)
             served[name] = tf.saved_model.load(str(path)).signatures["serving_default"]
             served[name](text=tf.constant(sentences[: args.batch]))  # warm up
         timings = {name: ([], []) for name in served}

@@ -2,7 +2,9 @@
 
     seq2seq train CONFIG.yaml --run-dir DIR [--set training.steps=2000 ...]
     seq2seq evaluate DIR [--split test]
-    seq2seq translate DIR [--input FILE] [--output FILE] [--with-scores]
+    seq2seq translate DIR [--input FILE] [--output FILE] [--with-scores] [--prefix-file FILE]
+                          [--constraints-file FILE] [--with-alignments]
+    seq2seq score DIR PAIRS.tsv
     seq2seq export DIR OUT_DIR
     seq2seq tune CONFIG.yaml --run-dir DIR
 """
@@ -82,32 +84,83 @@ def _utf8(line, number, where):
                          "UTF-8 text, one sentence a line.") from None
 
 
+FLAGS = {"prefixes": "--prefix-file", "constraints": "--constraints-file"}
+
+
+def _controls(args):
+    """`{"prefixes": [...], "constraints": [...]}` from --prefix-file (one target prefix a
+    line) and --constraints-file (one JSON list of phrases a line), each read and checked whole
+    before anything is translated."""
+    controls = {}
+    if args.prefix_file:
+        with open(args.prefix_file, "rb") as raw:
+            lines = raw.read().removeprefix(b"\xef\xbb\xbf").splitlines()
+        controls["prefixes"] = [_utf8(line, n, args.prefix_file)
+                                for n, line in enumerate(lines, start=1)]
+    if args.constraints_file:
+        with open(args.constraints_file, "rb") as raw:
+            lines = raw.read().removeprefix(b"\xef\xbb\xbf").splitlines()
+        controls["constraints"] = []
+        for number, line in enumerate(lines, start=1):
+            text = _utf8(line, number, args.constraints_file)
+            try:
+                phrases = json.loads(text) if text.strip() else []
+            except json.JSONDecodeError as error:
+                phrases = error
+            if not (isinstance(phrases, list) and all(isinstance(p, str) for p in phrases)):
+                raise ValueError(f"line {number} of {args.constraints_file} is {text[:60]!r}; "
+                                 'expected a JSON list of target phrases, e.g. ["Extras", '
+                                 '"Optionen"] ([] or an empty line: none).')
+            controls["constraints"].append(phrases)
+    return controls
+
+
 def _translate(args):
     # Standard output carries the translations only, one line per input line (n_best lines
-    # with decoding.n_best > 1): what the run reports goes to standard error.
+    # with decoding.n_best > 1; with --with-alignments a JSON object per hypothesis): what the
+    # run reports goes to standard error.
+    controls = _controls(args)
     run = _open_translator(args)
+    if (controls or args.with_alignments) and not hasattr(run, "model"):  # CTranslate2
+        raise ValueError(f"--prefix-file, --constraints-file and --with-alignments on the "
+                         f"CTranslate2 export {args.run_dir}; expected a run directory.")
     lines = _input_lines(args)
     if args.input:
         lines = list(lines)  # a bad line stops the command before any translation
+        for name, values in controls.items():
+            if len(values) != len(lines):
+                raise ValueError(f"{FLAGS[name]} has {len(values)} lines for {len(lines)} "
+                                 "input lines; expected one line per input line.")
     output = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
-    decoding = run.decoding
-    n_best = decoding.n_best if decoding.strategy == "beam" else 1
-    batch = []
+    strategy = run.strategy
+    batch, numbers = [], []
 
     def flush():
-        # With decoding.n_best > 1, each input's hypotheses follow one another, best first.
-        for result in run.decode(batch, n_best=n_best, return_scores=args.with_scores):
-            for hypothesis in result if n_best > 1 else [result]:
-                if args.with_scores:
+        # With n_best > 1, each input's hypotheses follow one another, best first.
+        options = {name: [values[n - 1] for n in numbers] for name, values in controls.items()}
+        if args.with_alignments:
+            options["return_alignments"] = True
+        results = run.translate(batch, strategy, return_scores=args.with_scores, **options)
+        for result in results:
+            for hypothesis in result if strategy.n_best > 1 else [result]:
+                if args.with_alignments:
+                    hypothesis = json.dumps(hypothesis, ensure_ascii=False)
+                elif args.with_scores:
                     text, score = hypothesis
                     hypothesis = f"{score:.4f} ||| {text}"
                 output.write(hypothesis + "\n")
         output.flush()
         batch.clear()
+        numbers.clear()
 
     try:
-        for _, line in lines:  # streaming: a batch is written as soon as it is full
+        for number, line in lines:  # streaming: a batch is written as soon as it is full
+            for name, values in controls.items():
+                if number > len(values):
+                    raise ValueError(f"input line {number} has no line in {FLAGS[name]} "
+                                     f"({len(values)} lines); expected one per input line.")
             batch.append(line)
+            numbers.append(number)
             if len(batch) == args.batch_size:
                 flush()
     finally:  # a bad line of standard input ends the stream: what came before is written
@@ -147,7 +200,7 @@ def _export(args):
     except (FileNotFoundError, ValueError) as error:
         _print_to_stderr(f"no warm-up requests in the export: {error}")
         warmup = []
-    path = export_translator(run.translator, run.config.decoding, args.out_dir,
+    path = export_translator(run.translator, args.out_dir,
                              version=run.config.export.version, warmup_texts=warmup,
                              quantize=run.config.export.quantize, limits=run.config.export)
     summary = {"export": str(path)}
@@ -243,6 +296,15 @@ def build_parser():
                            help="sentences decoded together (default 32)")
     translate.add_argument("--with-scores", action="store_true",
                            help="write 'SCORE ||| TRANSLATION' (the search's score)")
+    translate.add_argument("--prefix-file", help="target prefixes, one per input line: each "
+                                                  "translation continues its line's text")
+    translate.add_argument("--constraints-file",
+                           help='target phrases each translation must contain: a JSON list '
+                                'per input line, e.g. ["Extras", "Optionen"] (beam search)')
+    translate.add_argument("--with-alignments", action="store_true",
+                           help="write a JSON object per hypothesis: translation, score, "
+                                "tokens, source_tokens, alignments, token_log_probs, "
+                                "mean_log_prob, min_prob (and constraints_met)")
     translate.set_defaults(run=_translate)
 
     score = with_overrides(commands.add_parser(

@@ -102,6 +102,9 @@ class DecodingConfig:
     alpha: float = 0.6  # GNMT length penalty exponent
     coverage_penalty: float = 0.0  # GNMT coverage penalty weight (beam search; 0: none)
     n_best: int = 1  # hypotheses returned per input
+    # beam: stop a sentence once it has beam_size finished hypotheses (not when none alive
+    # can beat them)
+    early_stopping: bool = False
     min_length: int = 0  # fewest output tokens before the end id
     max_length: Optional[int] = None  # longest output; None: model.max_length
     temperature: float = 1.0  # sampling: divides the logits (< 1 sharpens)

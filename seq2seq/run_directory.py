@@ -105,14 +105,19 @@ class RunDirectory:
         self.translator = Translator.for_config(model, source, target, config)
 
     @property
-    def decoding(self):
-        """The `DecodingConfig` `decode` uses."""
-        return self.config.decoding
+    def strategy(self):
+        """The run's decoding strategy (`seq2seq.decoding.from_config(config.decoding)`)."""
+        return self.translator.strategy
 
-    def decode(self, sources, n_best=1, return_scores=False):
-        """Translations of `sources` with the config's decoding settings (see
-        `Translator.translate` for `n_best` and `return_scores`)."""
-        return self.translator.decode(sources, self.config.decoding, n_best, return_scores)
+    def translate(self, texts, strategy=None, **options):
+        """`Translator.translate` of the run's translator."""
+        return self.translator.translate(texts, strategy, **options)
+
+    def decode(self, sources, n_best=1, **options):
+        """Translations of `sources` with the run's strategy, `n_best` per source (see
+        `Translator.translate` for `options`)."""
+        return self.translator.translate(sources, self.strategy.replace(n_best=n_best),
+                                         **options)
 
 
 def load_run(run_dir, overrides=()):
@@ -127,7 +132,7 @@ def evaluate(run, split="test"):
     config = run.config
     pairs = inputs.load_split(config.data, split)
     sources, references = [s for s, _ in pairs], [t for _, t in pairs]
-    hypotheses = run.translator.decode(sources, config.decoding)
+    hypotheses = run.translator.translate(sources, run.translator.strategy.replace(n_best=1))
     scores = metrics.task_scores(config.data.task, hypotheses, references)
     examples = list(zip(sources, references, hypotheses))[: config.decoding.examples]
     return scores, examples

@@ -1,60 +1,97 @@
-"""Search strategies over a model's decode step, chosen by name."""
+"""Search strategies over a model's decode step: one strategy object, built once from the
+config (`from_config`) and handed as it is to `translate()`, the CLI and the export."""
 
 from seq2seq.decoding.beam_search import BeamSearch
-from seq2seq.decoding.search import GreedySearch, Sampling, SearchResult, attention_of
+from seq2seq.decoding.search import (
+    GreedySearch,
+    Sampling,
+    SearchResult,
+    Strategy,
+    attention_of,
+    forced_prefix,
+)
 
-STRATEGIES = {"greedy": GreedySearch, "beam": BeamSearch, "sampling": Sampling}
+STRATEGIES = {strategy.name: strategy for strategy in (GreedySearch, BeamSearch, Sampling)}
 
 
-def get_strategy(name, **options):
-    """The strategy `name` ("greedy", "beam", "sampling") built with `options`."""
+def build(name, **options):
+    """The strategy `name` ("greedy", "beam", "sampling") built with `options`, each a setting
+    it takes (see its `FIELDS`)."""
     if name not in STRATEGIES:
         raise ValueError(
             f"Unknown decoding strategy {name!r}; expected one of {', '.join(STRATEGIES)}."
         )
-    return STRATEGIES[name](**options)
+    strategy = STRATEGIES[name]
+    unknown = sorted(set(options) - set(strategy.FIELDS))
+    if unknown:
+        raise ValueError(f"{', '.join(unknown)} with decoding strategy {name!r}; expected its "
+                         f"settings: {', '.join(strategy.FIELDS)}.")
+    return strategy(**options)
 
 
-def strategy_options(decoding, **overrides):
-    """`(name, options)` for `get_strategy` from a `DecodingConfig` (`seq2seq.config`): the
-    settings of its strategy only, updated with those of `overrides` (e.g. a per-request
-    alpha) that the strategy has; the others do not apply to it and are ignored."""
-    options = {"min_length": decoding.min_length}
-    if decoding.strategy == "beam":
-        options.update(beam_size=decoding.beam_size, alpha=decoding.alpha,
-                       n_best=decoding.n_best, coverage_penalty=decoding.coverage_penalty)
-    elif decoding.strategy == "sampling":
-        options.update(temperature=decoding.temperature, top_k=decoding.top_k,
-                       top_p=decoding.top_p, seed=decoding.seed)
-    return decoding.strategy, {**options, **{k: v for k, v in overrides.items() if k in options}}
+def from_config(decoding, **overrides):
+    """The strategy of a `DecodingConfig` (`seq2seq.config`): its `decoding.strategy` with the
+    config's values of the settings that strategy takes, updated with those of `overrides`
+    (e.g. a per-request alpha or n_best) that it takes; the others do not apply to it and are
+    ignored."""
+    fields = STRATEGIES[decoding.strategy].FIELDS
+    options = {field: getattr(decoding, field) for field in fields}
+    return build(decoding.strategy, **options).replace(**overrides)
+
+
+def derive(strategy, name=None, **options):
+    """A strategy like `strategy`: of kind `name` (default its own) with the settings of
+    `strategy` that kind takes (e.g. `max_length`), and `options` replacing them (an option
+    that kind does not take is an error)."""
+    config = strategy.get_config()
+    name = name or config.pop("strategy")
+    fields = STRATEGIES[name].FIELDS if name in STRATEGIES else ()
+    kept = {field: value for field, value in config.items() if field in fields}
+    return build(name, **{**kept, **options})
+
+
+def for_call(default, strategy=None, **options):
+    """The strategy of one call (e.g. `translate(texts, strategy, **options)`): `strategy` (a
+    `Strategy`, or a name), default `default`, with `options` replacing its settings; a name
+    switches the kind and keeps the settings it shares with `default` (see `derive`)."""
+    if isinstance(strategy, str):
+        return derive(default, strategy, **options)
+    strategy = strategy or default
+    return derive(strategy, **options) if options else strategy
 
 
 def generate(model, source_ids, strategy, max_length=None, return_alignments=False,
-             length_limit=None):
+             length_limit=None, prefix=None, constraints=None):
     """Decodes `source_ids` `(batch, source_length)` with `strategy` (a strategy object).
 
     Args:
-        model: a `Transformer` (anything with `init_cache` and `next`).
+        model: a `Transformer` (anything with `init_cache`, `next` and `max_length`).
         source_ids: `(batch, source_length)` int ids, 0-padded.
         strategy: e.g. `BeamSearch(beam_size=4)`.
-        max_length: length of the output buffer, start id included; defaults to the model's.
+        max_length: length of the output buffer, start id included; default
+            `strategy.output_length(model)`, the one place that default is resolved.
         return_alignments: also return the cross-attention of every decoded token
             (`SearchResult.alignments`); always on for a strategy that needs it (the coverage
             penalty).
         length_limit: a scalar (a tensor too) <= `max_length`: decode as if `max_length` were
             this, inside the `max_length` buffer (a per-request maximum in a fixed graph).
+        prefix: None, or int32 `(batch, max_length)` forced target tokens (0: free), e.g.
+            `forced_prefix(prefix_ids, max_length)`.
+        constraints: None, or int32 `(batch, constraints, phrase_length)` target phrases every
+            output must contain (beam search; `seq2seq.decoding.constraints`).
 
     Returns:
         A `SearchResult`.
     """
     from keras import ops
 
-    max_length = max_length or model.max_length
+    max_length = max_length or strategy.output_length(model)
     attention = return_alignments or getattr(strategy, "needs_attention", False)
     cache = model.init_cache(source_ids, max_length, attention=attention)
     return strategy(model.next, cache, ops.shape(source_ids)[0], max_length,
-                    length_limit=length_limit)
+                    length_limit=length_limit, prefix=prefix, constraints=constraints)
 
 
-__all__ = ["BeamSearch", "GreedySearch", "STRATEGIES", "Sampling", "SearchResult",
-           "attention_of", "generate", "get_strategy", "strategy_options"]
+__all__ = ["BeamSearch", "GreedySearch", "STRATEGIES", "Sampling", "SearchResult", "Strategy",
+           "attention_of", "build", "derive", "for_call", "forced_prefix", "from_config",
+           "generate"]

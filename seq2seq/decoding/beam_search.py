@@ -10,9 +10,12 @@ log-probability alone.
 
 from keras import ops
 
+from seq2seq.decoding import constraints as constraints_lib
 from seq2seq.decoding.search import (
     END_ID,
+    PER_SENTENCE,
     SearchResult,
+    Strategy,
     attention_of,
     log_probabilities,
     start_prompt,
@@ -50,7 +53,7 @@ def tile_beams(tensor, beam_size):
     return ops.repeat(tensor, beam_size, axis=0)
 
 
-class BeamSearch:
+class BeamSearch(Strategy):
     """Beam search.
 
     Args:
@@ -59,16 +62,25 @@ class BeamSearch:
             more often as alpha grows.
         n_best: hypotheses returned per sentence (<= beam_size).
         min_length: fewest tokens before the end id.
+        max_length: longest output, start id included (None: the model's).
         early_stopping: stop a sentence as soon as it has `beam_size` finished hypotheses,
             instead of when no alive hypothesis can still beat the worst finished one.
         coverage_penalty: GNMT coverage penalty weight beta (0: none; Wu et al. use 0.2), added
             to the score of finished hypotheses; it favours hypotheses that attend to every
             source token. Needs a cache that keeps the cross-attention
             (`Transformer.init_cache(..., attention=True)`; `generate()` builds one).
+
+    A search runs in three parts over one explicit state (a dict of tensors): `initialise`,
+    `step` in a while loop until `running` is false, and `finalise`.
     """
 
-    def __init__(self, beam_size=4, alpha=0.6, n_best=1, min_length=0, early_stopping=False,
-                 coverage_penalty=0.0):
+    name = "beam"
+    takes_constraints = True
+    FIELDS = ("beam_size", "alpha", "n_best", "min_length", "max_length", "early_stopping",
+              "coverage_penalty")
+
+    def __init__(self, beam_size=4, alpha=0.6, n_best=1, min_length=0, max_length=None,
+                 early_stopping=False, coverage_penalty=0.0):
         if not 1 <= n_best <= beam_size:
             raise ValueError(f"n_best={n_best}; expected 1 <= n_best <= beam_size={beam_size}.")
         if coverage_penalty < 0:
@@ -77,6 +89,7 @@ class BeamSearch:
         self.alpha = alpha
         self.n_best = n_best
         self.min_length = min_length
+        self.max_length = max_length
         self.early_stopping = early_stopping
         self.coverage_penalty = coverage_penalty
 
@@ -85,14 +98,23 @@ class BeamSearch:
         """Whether the decoding cache must keep the cross-attention."""
         return self.coverage_penalty > 0
 
-    def __call__(self, next_fn, cache, batch_size, max_length, length_limit=None):
+    def __call__(self, next_fn, cache, batch_size, max_length, length_limit=None, prefix=None,
+                 constraints=None):
         """Runs the search over a cache built for `batch_size` rows; see `SearchResult`.
 
-        `length_limit` (a scalar, a tensor too, <= `max_length`) stops the search below that
-        position inside the `max_length` buffer, as if `max_length` were `length_limit`.
+        Args:
+            length_limit: a scalar (a tensor too) <= `max_length`: stop below that position
+                inside the `max_length` buffer, as if `max_length` were `length_limit`.
+            prefix: None, or int32 `(batch_size, max_length)` forced tokens (0: free); see
+                `seq2seq.decoding.search.forced_prefix`.
+            constraints: None, or int32 `(batch_size, constraints, phrase_length)` phrases of
+                target ids (0-padded; an all-0 row is no constraint) that every hypothesis must
+                contain (`seq2seq.decoding.constraints`). A sentence whose phrases have more
+                tokens in all than the length has positions is searched without them; one
+                whose phrases the search did not meet within the length returns the best
+                hypotheses it found without them; either is flagged in
+                `SearchResult.constraints_met`.
         """
-        k = self.beam_size
-        limit = max_length if length_limit is None else length_limit
         attention = attention_of(cache)
         if self.needs_attention and attention is None:
             raise ValueError(
@@ -100,134 +122,239 @@ class BeamSearch:
                 "of each step, but the decoding cache keeps none; build it with "
                 "model.init_cache(source_ids, attention=True) (generate() does)."
             )
-        source_length = 0 if attention is None else ops.shape(attention)[-1]
-        source_mask = ops.ones((batch_size, 1, source_length), "bool")
-        if attention is not None and "source_mask" in cache:
-            source_mask = ops.expand_dims(cache["source_mask"], 1)  # (batch, 1, source_length)
-        cache = {name: _map(lambda x: tile_beams(x, k), value) for name, value in cache.items()}
-        alignments = ops.zeros((batch_size, k, max_length, source_length), "float32")
-        finished_alignments = alignments
+        limit = max_length if length_limit is None else length_limit
+        fits = None
+        if constraints is not None:
+            # Phrases longer in all than the positions there are cannot be met: such a sentence
+            # is searched without them (and flagged).
+            total = ops.sum(constraints_lib.lengths_of(constraints), axis=1)
+            fits = ops.less_equal(total, limit - 1)
+            constraints = ops.where(fits[:, None, None], constraints, 0)
+        context = _Context(self.beam_size, batch_size, max_length, limit, cache, prefix,
+                           constraints)
+        state = self.initialise(context, cache)
+        state = ops.while_loop(lambda state: self.running(context, state),
+                               lambda state: self.step(context, next_fn, state), state)
+        result = self.finalise(context, state)
+        if fits is not None:
+            result.constraints_met = ops.logical_and(result.constraints_met, fits[:, None])
+        return result
 
-        def coverage(alignments):
-            if not self.coverage_penalty:
-                return 0.0
-            return coverage_penalty(alignments, source_mask, self.coverage_penalty)
+    def initialise(self, context, cache):
+        """The state before the first step: one live hypothesis per sentence (the start id),
+        no finished ones, the cache copied per hypothesis."""
+        k, batch = self.beam_size, context.batch_size
+        alive = {"tokens": ops.reshape(start_prompt(batch * k, context.max_length),
+                                       (batch, k, context.max_length))}
+        if context.attention:
+            alive["alignments"] = ops.zeros(
+                (batch, k, context.max_length, context.source_length), "float32")
+        if context.constraints is not None:
+            alive["progress"], alive["met"] = constraints_lib.initial_state(
+                context.constraints, k)
+        finished = {name: value for name, value in alive.items()
+                    if name in ("tokens", "alignments")}
+        state = {
+            "index": ops.convert_to_tensor(1, "int32"),
+            "cache": _map_cache(lambda x: tile_beams(x, k), cache),
+            "alive": alive,
+            # Only beam 0 is live at first, so the first step does not pick k copies of a token.
+            "alive_log_probs": ops.tile(
+                ops.convert_to_tensor([[0.0] + [MASK_LOGIT] * (k - 1)], "float32"), (batch, 1)),
+            "finished": finished,
+            "finished_scores": ops.full((batch, k), MASK_LOGIT, "float32"),
+        }
+        if context.constraints is not None:  # hypotheses that ended without their constraints
+            state["fallback"] = finished
+            state["fallback_scores"] = state["finished_scores"]
+        return state
 
-        alive = ops.reshape(start_prompt(batch_size * k, max_length), (batch_size, k, max_length))
-        # Only beam 0 is live at first, so the first step does not pick k copies of one token.
-        alive_log_probs = ops.tile(
-            ops.convert_to_tensor([[0.0] + [MASK_LOGIT] * (k - 1)], "float32"), (batch_size, 1)
-        )
-        finished = ops.zeros((batch_size, k, max_length), "int32")
-        finished_scores = ops.full((batch_size, k), MASK_LOGIT, "float32")
-        # Row offsets into the flattened (batch * beams) axis.
-        offsets = ops.expand_dims(ops.arange(batch_size) * k, 1)
+    def running(self, context, state):
+        """Whether any sentence can still change its result."""
+        done = self._sentence_done(context, state["alive_log_probs"], state["finished_scores"])
+        return ops.logical_and(ops.less(state["index"], context.limit),
+                               ops.logical_not(ops.all(done)))
 
-        def sentence_done(alive_log_probs, finished_scores):
-            """(batch,) whether each sentence's finished hypotheses are final."""
-            worst_finished = ops.min(finished_scores, axis=1)
-            if self.early_stopping:
-                return ops.greater(worst_finished, MASK_LOGIT / 2)
-            # Log-probs only fall, the length penalty only grows with length and the coverage
-            # penalty is <= 0: no alive hypothesis can end with more than its log-prob over
-            # the longest length penalty.
-            best_possible = alive_log_probs[:, 0] / length_penalty(limit - 1, self.alpha)
-            return ops.greater(worst_finished, best_possible)
+    def _sentence_done(self, context, alive_log_probs, finished_scores):
+        """(batch,) whether each sentence's finished hypotheses are final."""
+        worst_finished = ops.min(finished_scores, axis=1)
+        if self.early_stopping:
+            return ops.greater(worst_finished, MASK_LOGIT / 2)
+        # Log-probs only fall, the length penalty only grows with length and the coverage
+        # penalty is <= 0: no alive hypothesis can end with more than its log-prob over the
+        # longest length penalty.
+        best_possible = (ops.max(alive_log_probs, axis=1)
+                         / length_penalty(context.limit - 1, self.alpha))
+        return ops.greater(worst_finished, best_possible)
 
-        def cond(alive, alive_log_probs, finished, finished_scores, cache, index, *alignments):
-            done = sentence_done(alive_log_probs, finished_scores)
-            return ops.logical_and(ops.less(index, limit), ops.logical_not(ops.all(done)))
+    def step(self, context, next_fn, state):
+        """One token more for every hypothesis: the state after position `state["index"]`."""
+        k, batch, index = self.beam_size, context.batch_size, state["index"]
+        # A sentence that is done keeps its finished hypotheses while the others of the batch
+        # go on, so that it ends as it would alone.
+        done = ops.expand_dims(
+            self._sentence_done(context, state["alive_log_probs"], state["finished_scores"]), 1)
+        alive = state["alive"]
+        flat = ops.reshape(alive["tokens"], (batch * k, context.max_length))
+        logits, _, cache = next_fn(flat, state["cache"], index)
+        log_probs = log_probabilities(logits, index, self.min_length, prefix=context.prefix)
+        # (batch, beams, vocabulary): each continuation's log-probability.
+        scores = (ops.expand_dims(state["alive_log_probs"], 2)
+                  + ops.reshape(log_probs, (batch, k, -1)))
+        if context.constraints is None:
+            top = _best_candidates(scores, 2 * k)
+        else:
+            top = constraints_lib.candidates(scores, alive["progress"], alive["met"],
+                                             context.constraints, 2 * k)
+        beam, token = top["beam"], top["token"]  # (batch, candidates)
 
-        def body(alive, alive_log_probs, finished, finished_scores, cache, index, alignments,
-                 finished_alignments):
-            # A sentence that is done keeps its finished hypotheses while the others of the
-            # batch go on, so that it ends as it would alone.
-            done = ops.expand_dims(sentence_done(alive_log_probs, finished_scores), 1)
-            flat = ops.reshape(alive, (batch_size * k, max_length))
-            logits, _, cache = next_fn(flat, cache, index)
-            log_probs = log_probabilities(logits, index, self.min_length)
-            vocabulary = ops.shape(log_probs)[-1]
-            # (batch, beams * vocabulary) candidate continuations.
-            candidates = ops.reshape(
-                ops.expand_dims(alive_log_probs, 2) + ops.reshape(log_probs, (batch_size, k, -1)),
-                (batch_size, -1),
-            )
-            # 2k candidates always hold k that do not end.
-            top_log_probs, top_ids = ops.top_k(candidates, 2 * k)
-            beam = top_ids // vocabulary  # (batch, 2k)
-            token = ops.cast(top_ids % vocabulary, "int32")
-            sequences = _gather_beams(alive, beam)  # (batch, 2k, max_length)
-            sequences = ops.slice_update(
-                sequences, [0, 0, index], ops.expand_dims(token, 2)
-            )
-            if attention is not None:  # each candidate's alignments, with this step's row
-                step = ops.reshape(attention_of(cache), (batch_size, k, 1, source_length))
-                candidate_alignments = ops.slice_update(
-                    _gather_beams(alignments, beam), [0, 0, index, 0], _gather_beams(step, beam)
-                )
-            # A hypothesis may end only where its end id ranks among the k best candidates
-            # (as in Hugging Face's BeamSearchScorer), so that a beam of one is greedy search.
-            ends = ops.equal(token, END_ID)
-            in_top_k = ops.expand_dims(ops.less(ops.arange(2 * k), k), 0)
+        # The candidates' histories with their new token (and alignment row).
+        candidates = {"tokens": ops.slice_update(_gather_beams(alive["tokens"], beam),
+                                                 [0, 0, index], ops.expand_dims(token, 2))}
+        if context.attention:
+            step_rows = ops.reshape(attention_of(cache), (batch, k, 1, context.source_length))
+            candidates["alignments"] = ops.slice_update(
+                _gather_beams(alive["alignments"], beam), [0, 0, index, 0],
+                _gather_beams(step_rows, beam))
+        if context.constraints is not None:
+            candidates["progress"], candidates["met"] = top["progress"], top["met"]
 
-            # Alive: the k best candidates that do not end.
-            alive_candidates = ops.where(ends, MASK_LOGIT, top_log_probs)
-            alive_log_probs, alive_rank = ops.top_k(alive_candidates, k)
-            alive = _gather_beams(sequences, alive_rank)
-            if attention is not None:
-                alignments = _gather_beams(candidate_alignments, alive_rank)
-            source_beam = ops.take_along_axis(beam, alive_rank, axis=1)
-            cache = {
-                name: _map(lambda x: ops.take(x, ops.reshape(source_beam + offsets, (-1,)), 0), v)
-                for name, v in cache.items()
-            }
+        # Alive: the k first candidates that do not end.
+        ends = ops.equal(token, END_ID)
+        _, alive_rank = ops.top_k(ops.where(ends, 2 * MASK_LOGIT, top["priority"]), k)
+        alive_log_probs = ops.take_along_axis(top["log_prob"], alive_rank, axis=1)
+        source_beam = ops.take_along_axis(beam, alive_rank, axis=1)
+        rows = ops.reshape(source_beam + ops.expand_dims(ops.arange(batch) * k, 1), (-1,))
 
-            # Finished: merge the new ending candidates into the k best so far.
-            new_scores = top_log_probs / length_penalty(index, self.alpha)
-            if attention is not None:
-                new_scores = new_scores + coverage(candidate_alignments)
-            new_scores = ops.where(ops.logical_and(ops.logical_and(ends, in_top_k),
-                                                   ops.logical_not(done)), new_scores, MASK_LOGIT)
-            merged_scores = ops.concatenate([finished_scores, new_scores], axis=1)
-            merged = ops.concatenate([finished, sequences], axis=1)
-            finished_scores, finished_rank = ops.top_k(merged_scores, k)
-            finished = _gather_beams(merged, finished_rank)
-            if attention is not None:
-                finished_alignments = _gather_beams(
-                    ops.concatenate([finished_alignments, candidate_alignments], axis=1),
-                    finished_rank,
-                )
-            return (alive, alive_log_probs, finished, finished_scores, cache, index + 1,
-                    alignments, finished_alignments)
+        may_end = ops.logical_and(top["may_end"], ops.logical_not(done))
+        end_scores = top["log_prob"] / length_penalty(index, self.alpha)
+        if self.coverage_penalty:
+            end_scores = end_scores + self._coverage(context, candidates["alignments"])
+        new_state = {
+            **state,
+            "index": index + 1,
+            "cache": _map_cache(lambda x: ops.take(x, rows, axis=0), cache),
+            "alive": _gather_all(candidates, alive_rank),
+            "alive_log_probs": alive_log_probs,
+        }
+        met = True if context.constraints is None else ops.all(candidates["met"], axis=-1)
+        new_state["finished"], new_state["finished_scores"] = self._merge(
+            state["finished"], state["finished_scores"], candidates,
+            ops.where(ops.logical_and(may_end, met), end_scores, MASK_LOGIT))
+        if context.constraints is not None:
+            new_state["fallback"], new_state["fallback_scores"] = self._merge(
+                state["fallback"], state["fallback_scores"], candidates,
+                ops.where(ops.logical_and(may_end, ops.logical_not(met)), end_scores,
+                          MASK_LOGIT))
+        return new_state
 
-        alive, alive_log_probs, finished, finished_scores, _, index, alignments, \
-            finished_alignments = ops.while_loop(
-                cond,
-                body,
-                (alive, alive_log_probs, finished, finished_scores, cache,
-                 ops.convert_to_tensor(1, "int32"), alignments, finished_alignments),
-            )
-        # Sentences with fewer than n_best finished hypotheses (cut by the length limit) are
-        # completed with alive ones, scored at the length they reached; the others return
-        # finished hypotheses only.
+    def _merge(self, kept, kept_scores, candidates, candidate_scores):
+        """The k best of kept hypotheses and new ending candidates."""
+        merged = {name: ops.concatenate([value, candidates[name]], axis=1)
+                  for name, value in kept.items()}
+        scores, rank = ops.top_k(ops.concatenate([kept_scores, candidate_scores], axis=1),
+                                 self.beam_size)
+        return _gather_all(merged, rank), scores
+
+    def _coverage(self, context, alignments):
+        return coverage_penalty(alignments, context.source_mask, self.coverage_penalty)
+
+    def finalise(self, context, state):
+        """The n-best of each sentence: finished hypotheses, completed with alive ones (scored
+        at the length they reached) where fewer than n_best finished within the length; with
+        constraints, those that meet them first."""
+        index = state["index"]
+        alive = state["alive"]
+        alive_scores = state["alive_log_probs"] / length_penalty(index - 1, self.alpha)
+        if self.coverage_penalty:
+            alive_scores = alive_scores + self._coverage(context, alive["alignments"])
+        alive = {name: alive[name] for name in state["finished"]}
+        if context.constraints is None:
+            best, scores, _ = self._n_best(state["finished"], state["finished_scores"], alive,
+                                           alive_scores)
+            return SearchResult(best["tokens"], scores, best.get("alignments"))
+        met = ops.all(state["alive"]["met"], axis=-1)
+        pools = [
+            self._n_best(state["finished"], state["finished_scores"], alive,
+                         ops.where(met, alive_scores, MASK_LOGIT)),
+            self._n_best(state["fallback"], state["fallback_scores"], alive,
+                         ops.where(met, MASK_LOGIT, alive_scores)),
+        ]
+        n = self.n_best
+        # Hypotheses that meet the constraints first, then the others, each best first.
+        key = ops.concatenate([
+            ops.where(pools[0][2], 0, 2 * n) + ops.arange(n),
+            ops.where(pools[1][2], n, 2 * n) + ops.arange(n),
+        ], axis=1)
+        _, rank = ops.top_k(-ops.cast(key, "float32"), n)
+        merged = {name: ops.concatenate([pools[0][0][name], pools[1][0][name]], axis=1)
+                  for name in pools[0][0]}
+        best = _gather_all(merged, rank)
+        scores = ops.take_along_axis(ops.concatenate([pools[0][1], pools[1][1]], axis=1), rank,
+                                     axis=1)
+        return SearchResult(best["tokens"], scores, best.get("alignments"),
+                            constraints_met=ops.less(rank, n))
+
+    def _n_best(self, finished, finished_scores, alive, alive_scores):
+        """`(hypotheses, scores, valid)` of the n best finished hypotheses; alive ones compete
+        only in sentences with fewer than n_best finished."""
         has_finished = ops.greater(finished_scores, MASK_LOGIT / 2)
-        complete = ops.greater_equal(ops.sum(ops.cast(has_finished, "int32"), axis=1,
-                                             keepdims=True), self.n_best)
-        alive_scores = alive_log_probs / length_penalty(index - 1, self.alpha)
-        if attention is not None:
-            alive_scores = alive_scores + coverage(alignments)
-        alive_scores = ops.where(complete, MASK_LOGIT, alive_scores)
-        merged_scores = ops.concatenate(
-            [ops.where(has_finished, finished_scores, MASK_LOGIT), alive_scores], axis=1
-        )
-        merged = ops.concatenate([finished, alive], axis=1)
+        complete = ops.greater_equal(
+            ops.sum(ops.cast(has_finished, "int32"), axis=1, keepdims=True), self.n_best)
+        merged_scores = ops.concatenate([
+            ops.where(has_finished, finished_scores, MASK_LOGIT),
+            ops.where(complete, MASK_LOGIT, alive_scores),
+        ], axis=1)
+        merged = {name: ops.concatenate([finished[name], alive[name]], axis=1)
+                  for name in finished}
         scores, rank = ops.top_k(merged_scores, self.n_best)
-        if attention is None:
-            return SearchResult(_gather_beams(merged, rank), scores)
-        merged_alignments = ops.concatenate([finished_alignments, alignments], axis=1)
-        return SearchResult(
-            _gather_beams(merged, rank), scores, _gather_beams(merged_alignments, rank)
-        )
+        return _gather_all(merged, rank), scores, ops.greater(scores, constraints_lib.DEAD)
+
+
+class _Context:
+    """What stays the same through one search: sizes, the length limit, the source mask of the
+    coverage penalty, the forced prefix (one row per hypothesis) and the constraints."""
+
+    def __init__(self, beam_size, batch_size, max_length, limit, cache, prefix, constraints):
+        self.batch_size, self.max_length, self.limit = batch_size, max_length, limit
+        attention = attention_of(cache)
+        self.attention = attention is not None
+        self.source_length = 0 if attention is None else ops.shape(attention)[-1]
+        self.source_mask = None
+        if self.attention and "source_mask" in cache:
+            self.source_mask = ops.expand_dims(cache["source_mask"], 1)  # (batch, 1, source)
+        elif self.attention:
+            self.source_mask = ops.ones((batch_size, 1, self.source_length), "bool")
+        self.prefix = None if prefix is None else tile_beams(prefix, beam_size)
+        self.constraints = constraints
+
+
+def _best_candidates(scores, count):
+    """The `count` (2 x beams) best continuations of `(batch, beams, vocabulary)` scores, best
+    first: dict of `(batch, count)` "beam", "token", "log_prob", "priority" (the log-prob) and
+    "may_end"."""
+    vocabulary = ops.shape(scores)[-1]
+    log_prob, ids = ops.top_k(ops.reshape(scores, (ops.shape(scores)[0], -1)), count)
+    token = ops.cast(ids % vocabulary, "int32")
+    # A hypothesis may end only where its end id is among the beam-size first candidates (as
+    # in Hugging Face's BeamSearchScorer), so that a beam of one is greedy search.
+    first = ops.expand_dims(ops.less(ops.arange(count), count // 2), 0)
+    may_end = ops.logical_and(ops.logical_and(ops.equal(token, END_ID), first),
+                              ops.greater(log_prob, constraints_lib.DEAD))
+    return {"beam": ops.cast(ids // vocabulary, "int32"), "token": token, "log_prob": log_prob,
+            "priority": log_prob, "may_end": may_end}
+
+
+def _map_cache(function, cache):
+    """`function` over the cache entries that hold one row per hypothesis (`PER_SENTENCE`
+    entries are shared by a sentence's hypotheses)."""
+    return {name: value if name in PER_SENTENCE else _map(function, value)
+            for name, value in cache.items()}
+
+
+def _gather_all(hypotheses, indices):
+    """`_gather_beams` of every tensor of a dict of `(batch, beams, ...)` tensors."""
+    return {name: _gather_beams(value, indices) for name, value in hypotheses.items()}
 
 
 def _gather_beams(tensor, indices):

@@ -2,17 +2,21 @@
 
 Tokenization, search and detokenization form one TensorFlow function (`translate_graph`), the
 same one the SavedModel export serves, so `translate()` and a served model agree.
+
+Constraint phrases are cut to `MAX_PHRASE_TOKENS` target tokens.
 """
 
 import tensorflow as tf
 
-from seq2seq.decoding import generate, get_strategy, strategy_options
+from seq2seq.decoding import build, for_call, forced_prefix, from_config, generate
 from seq2seq.text import sentences
 from seq2seq.text.tokenizer import END_ID, START_ID
 
+MAX_PHRASE_TOKENS = 16
+
 
 class Translator:
-    """A trained model with its tokenizers.
+    """A trained model with its tokenizers and decoding strategy.
 
     Args:
         model: a `Transformer`.
@@ -20,10 +24,12 @@ class Translator:
         max_source_length: sources are cut to this many tokens (end id included); longer
             input, even megabytes of it, is truncated, never rejected. Default: the model's
             `max_length`.
-        max_length: default longest output, start id included. Default: the model's.
+        strategy: the default search (a `seq2seq.decoding.Strategy`); default
+            `BeamSearch()`.
         split_sentences: translate each input one sentence at a time and join the
             translations with a space (`seq2seq.text.sentences`); for models trained on
             sentences that are given paragraphs. Length limits then hold per sentence.
+        batch_size: default sentences per call of the model.
 
     Example:
     >>> translator = Translator(model, tokenizer, tokenizer)
@@ -32,38 +38,34 @@ class Translator:
     """
 
     def __init__(
-        self, model, source_tokenizer, target_tokenizer, max_source_length=None, max_length=None,
-        split_sentences=False,
+        self, model, source_tokenizer, target_tokenizer, max_source_length=None, strategy=None,
+        split_sentences=False, batch_size=64,
     ):
         self.model = model
         self.source_tokenizer = source_tokenizer
         self.target_tokenizer = target_tokenizer
         self.max_source_length = max_source_length or model.max_length
-        self.max_length = max_length or model.max_length
+        self.strategy = strategy or build("beam")
         self.split_sentences = split_sentences
+        self.batch_size = batch_size
         self._functions = {}
 
     @classmethod
     def for_config(cls, model, source_tokenizer, target_tokenizer, config):
-        """The translator of a run: its source cut (`data.max_source_length`), output length
-        (`decoding.max_length`, else `model.max_length`) and sentence splitting."""
+        """The translator of a run: its source cut (`data.max_source_length`), strategy
+        (`decoding`, built once by `seq2seq.decoding.from_config`), sentence splitting and
+        batch size."""
         return cls(model, source_tokenizer, target_tokenizer,
                    max_source_length=config.data.max_source_length,
-                   max_length=config.decoding.max_length or config.model.max_length,
-                   split_sentences=config.decoding.split_sentences)
-
-    def decode(self, sources, decoding, n_best=1, return_scores=False):
-        """`translate(sources)` with a `DecodingConfig`'s strategy and settings (see
-        `translate` for `n_best` and `return_scores`)."""
-        name, options = strategy_options(decoding, n_best=n_best)
-        return self.translate(sources, strategy=name, batch_size=decoding.batch_size,
-                              return_scores=return_scores, **options)
+                   strategy=from_config(config.decoding),
+                   split_sentences=config.decoding.split_sentences,
+                   batch_size=config.decoding.batch_size)
 
     def with_model(self, model):
         """A translator with the same tokenizers and settings around another model."""
         return Translator(model, self.source_tokenizer, self.target_tokenizer,
-                          max_source_length=self.max_source_length, max_length=self.max_length,
-                          split_sentences=self.split_sentences)
+                          max_source_length=self.max_source_length, strategy=self.strategy,
+                          split_sentences=self.split_sentences, batch_size=self.batch_size)
 
     def encode_sources(self, texts):
         """`(batch,)` strings -> `(batch, length)` int32 ids ending with the end id, 0-padded."""
@@ -73,15 +75,15 @@ class Translator:
         """Teacher-forced log-probabilities of `targets` given `sources`, as TensorFlow ops.
 
         Sources are encoded as for translation; each target is tokenized as in training, cut
-        to `max_length - 1` tokens (the model reads `max_length` positions: the start id and
-        those tokens) and followed by the end id, whose log-probability counts too.
+        to `model.max_length - 1` tokens (the model reads `max_length` positions: the start id
+        and those tokens) and followed by the end id, whose log-probability counts too.
 
         Returns:
             `(totals, token_log_probs, lengths)`: float32 `(batch,)` sums, float32
             `(batch, length)` per token (0 past each target's end) and int32 `(batch,)` token
             counts (the end id included).
         """
-        ids = self.target_tokenizer.tokenize(targets)[:, : self.max_length - 1]
+        ids = self.target_tokenizer.tokenize(targets)[:, : self.model.max_length - 1]
         return self.score_ids(self.encode_sources(sources), ids)
 
     def score_ids(self, source_ids, ids):
@@ -134,95 +136,201 @@ class Translator:
                                                    input_signature=[spec, spec])
         return self._functions["score"]
 
-    def translate_graph(self, texts, strategy, max_length, length_limit=None):
+    def translate_graph(self, texts, strategy, length_limit=None, prefixes=None,
+                        constraints=None, details=False):
         """The whole translation as TensorFlow ops.
 
-        `length_limit` (a scalar tensor <= `max_length`) ends the search earlier inside the
-        `max_length` buffer (see `generate`). With `split_sentences`, the i-th of the n-best
-        of an input joins the i-th best of each of its sentences, scored by their sum.
+        Args:
+            texts: string `(batch,)`.
+            strategy: a `Strategy`.
+            length_limit: a scalar tensor <= the strategy's output length: the search ends
+                earlier inside that buffer (see `generate`).
+            prefixes: None, or string `(batch,)` target text each translation starts with
+                ("": none).
+            constraints: None, or string `(batch, k)` target phrases each translation must
+                contain ("": none).
+            details: also return each hypothesis's tokens, alignments and confidence.
+
+        With `split_sentences`, the i-th of the n-best of an input joins the i-th best of each
+        of its sentences, scored by their sum; with prefixes, constraints or details, texts
+        are translated whole (a prefix, a phrase and an alignment hold for the whole text).
 
         Returns:
-            `(translations, scores)`: strings `(batch, n_best)` and float32 `(batch, n_best)`.
+            A dict: "translations" string `(batch, n_best)`, "scores" float32
+            `(batch, n_best)`; with constraints "constraints_met" bool `(batch, n_best)`;
+            with `details` (see `_details`) "tokens", "alignments", "source_tokens",
+            "token_log_probs", "mean_log_prob", "min_prob".
         """
-        if not self.split_sentences:
-            return self._translate_sentences(texts, strategy, max_length, length_limit)
+        if not self.split_sentences or details or prefixes is not None or \
+                constraints is not None:
+            return self._translate_sentences(texts, strategy, length_limit, prefixes,
+                                             constraints, details)
         split = sentences.split(texts)
-        strings, scores = self._translate_sentences(
-            split.flat_values, strategy, max_length, length_limit
-        )
-        strings = tf.RaggedTensor.from_row_splits(strings, split.row_splits)
-        scores = tf.RaggedTensor.from_row_splits(scores, split.row_splits)
-        return sentences.join(strings), tf.reduce_sum(scores, axis=1)
+        outputs = self._translate_sentences(split.flat_values, strategy, length_limit)
+        strings = tf.RaggedTensor.from_row_splits(outputs["translations"], split.row_splits)
+        scores = tf.RaggedTensor.from_row_splits(outputs["scores"], split.row_splits)
+        return {"translations": sentences.join(strings),
+                "scores": tf.reduce_sum(scores, axis=1)}
 
-    def _translate_sentences(self, texts, strategy, max_length, length_limit):
+    def _translate_sentences(self, texts, strategy, length_limit, prefixes=None,
+                             constraints=None, details=False):
         source_ids = self.encode_sources(texts)
+        max_length = strategy.output_length(self.model)
+        prefix = None
+        if prefixes is not None:
+            prefix = forced_prefix(self.target_tokenizer.tokenize(prefixes), max_length)
+        phrases = None
+        if constraints is not None:
+            shape = tf.shape(constraints)
+            ids = self.target_tokenizer.tokenize(tf.reshape(constraints, [-1]))
+            ids = tf.cast(ids[:, :MAX_PHRASE_TOKENS], tf.int32).to_tensor()
+            ids = tf.pad(ids, [[0, 0], [0, 1]])  # at least one column, where all are ""
+            phrases = tf.reshape(ids, [shape[0], shape[1], tf.shape(ids)[1]])
         result = generate(self.model, source_ids, strategy, max_length,
-                          length_limit=length_limit)
+                          return_alignments=details, length_limit=length_limit,
+                          prefix=prefix, constraints=phrases)
         tokens = tf.convert_to_tensor(result.tokens)
         batch, n_best = tf.shape(tokens)[0], tf.shape(tokens)[1]
-        strings = self.target_tokenizer.detokenize(tf.reshape(tokens, (batch * n_best, -1)))
-        return tf.reshape(strings, (batch, n_best)), tf.convert_to_tensor(result.scores)
+        flat = tf.reshape(tokens, (batch * n_best, -1))
+        strings = self.target_tokenizer.detokenize(flat)
+        outputs = {"translations": tf.reshape(strings, (batch, n_best)),
+                   "scores": tf.convert_to_tensor(result.scores)}
+        if constraints is not None:
+            outputs["constraints_met"] = tf.convert_to_tensor(result.constraints_met)
+        if details:
+            outputs.update(self._details(source_ids, tokens, result.alignments))
+        return outputs
 
-    def _function(self, strategy_name, max_length, options):
-        key = (strategy_name, max_length, tuple(sorted(options.items())))
+    def _details(self, source_ids, tokens, alignments):
+        """Per hypothesis: "tokens" its target pieces, string `(batch, n_best, length)` ("" as
+        padding; the end piece last where it ended); "alignments" int32 of the same shape,
+        each token's source position (the argmax of the cross-attention of the step that
+        chose it; -1 as padding), into "source_tokens" string `(batch, source_length)` (the
+        source pieces, the end piece last); "token_log_probs" float32 `(batch, n_best,
+        length)`, each token's log-probability under a teacher-forced pass of the model over
+        the output (0 as padding); "mean_log_prob" and "min_prob" float32
+        `(batch, n_best)`, their mean and the lowest token probability."""
+        batch, n_best, length = tf.shape(tokens)[0], tf.shape(tokens)[1], tf.shape(tokens)[2]
+        flat = tf.reshape(tokens, (batch * n_best, length))
+        sources = tf.repeat(source_ids, n_best, axis=0)
+        logits = self.model((sources, flat[:, :-1]), training=False)
+        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
+        produced = flat[:, 1:]  # (rows, length - 1): the tokens the search chose
+        real = tf.not_equal(produced, 0)
+        chosen = tf.where(real, tf.gather(log_probs, produced, batch_dims=2), 0.0)
+        counts = tf.maximum(tf.reduce_sum(tf.cast(real, tf.float32), axis=1), 1.0)
+        lowest = tf.reduce_min(tf.where(real, chosen, 0.0), axis=1)
+        links = tf.cast(tf.argmax(tf.convert_to_tensor(alignments), axis=-1), tf.int32)
+        links = tf.reshape(links, (batch * n_best, length))[:, 1:]
+        pieces = self.target_tokenizer.id_to_token(produced)
+        rows = lambda x: tf.reshape(x, (batch, n_best, length - 1))  # noqa: E731
+        return {
+            "tokens": rows(tf.where(real, pieces, "")),
+            "alignments": rows(tf.where(real, links, -1)),
+            "source_tokens": tf.where(tf.not_equal(source_ids, 0),
+                                      self.source_tokenizer.id_to_token(source_ids), ""),
+            "token_log_probs": rows(chosen),
+            "mean_log_prob": tf.reshape(tf.reduce_sum(chosen, axis=1) / counts,
+                                        (batch, n_best)),
+            "min_prob": tf.reshape(tf.exp(lowest), (batch, n_best)),
+        }
+
+    def _function(self, strategy, prefixes, constraints, details):
+        key = (strategy, prefixes, constraints, details)
         if key not in self._functions:
-            strategy = get_strategy(strategy_name, **options)
+            spec = [tf.TensorSpec([None], tf.string)]
+            if prefixes:
+                spec.append(tf.TensorSpec([None], tf.string))
+            if constraints:
+                spec.append(tf.TensorSpec([None, None], tf.string))
 
-            @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-            def run(texts):
-                return self.translate_graph(texts, strategy, max_length)
+            @tf.function(input_signature=spec)
+            def run(texts, *controls):
+                controls = list(controls)
+                return self.translate_graph(
+                    texts, strategy, prefixes=controls.pop(0) if prefixes else None,
+                    constraints=controls.pop(0) if constraints else None, details=details)
 
             self._functions[key] = run
         return self._functions[key]
 
-    def translate(
-        self,
-        texts,
-        strategy="beam",
-        beam_size=4,
-        alpha=0.6,
-        n_best=1,
-        coverage_penalty=0.0,
-        min_length=0,
-        max_length=None,
-        batch_size=64,
-        return_scores=False,
-        **sampling_options,
-    ):
+    def translate(self, texts, strategy=None, batch_size=None, return_scores=False,
+                  prefixes=None, constraints=None, return_alignments=False, **options):
         """Translates a list of strings.
 
         Args:
             texts: source strings.
-            strategy: "beam", "greedy" or "sampling".
-            beam_size, alpha, n_best, coverage_penalty: beam search settings (see
-                `BeamSearch`).
-            min_length: fewest output tokens before the end id.
-            max_length: longest output (start id included); default the translator's.
-            batch_size: sentences per call of the model. Sentences are batched in order of
-                length (and returned in input order), so a batch pads little and its
-                hypotheses end at about the same step.
+            strategy: a `seq2seq.decoding.Strategy`, or a strategy name ("beam", "greedy",
+                "sampling") built with `options`; default the translator's.
+            batch_size: sentences per call of the model (default the translator's). Sentences
+                are batched in order of length (and returned in input order), so a batch pads
+                little and its hypotheses end at about the same step.
             return_scores: return `(text, score)` pairs.
-            **sampling_options: `temperature`, `top_k`, `top_p`, `seed` for sampling.
+            prefixes: None, or one target text per input that its translation continues
+                ("" for none): its tokens are forced, then the search runs free. With
+                prefixes, constraints or alignments, texts are translated whole, even with
+                `split_sentences`.
+            constraints: None, or one list of target phrases per input that its translation
+                must contain, in any order (beam search). A sentence whose phrases cannot be
+                met within the length gets its best translation without them, reported as
+                `constraints_met` False in a detailed result.
+            return_alignments: return a dict per hypothesis: "translation", "score",
+                "tokens" (target pieces), "source_tokens", "alignments" (each target piece's
+                source position), "token_log_probs", "mean_log_prob", "min_prob" and, with
+                constraints, "constraints_met".
+            **options: settings of the strategy (e.g. `beam_size`, `alpha`, `n_best`,
+                `max_length`, `top_k`) replacing those it has.
 
         Returns:
-            One string per input; with `n_best > 1` a list of `n_best` strings per input; with
-            `return_scores` `(string, score)` tuples in place of strings.
+            One string per input; with `n_best > 1` a list of `n_best` per input; with
+            `return_scores` `(string, score)` tuples, with `return_alignments` dicts, in place
+            of strings.
         """
-        options = {"min_length": min_length, **sampling_options}
-        if strategy == "beam":
-            options.update(beam_size=beam_size, alpha=alpha, n_best=n_best,
-                           coverage_penalty=coverage_penalty)
+        strategy = for_call(self.strategy, strategy, **options)
         texts = list(texts)
+        for name, values in (("prefixes", prefixes), ("constraints", constraints)):
+            if values is not None and len(values) != len(texts):
+                raise ValueError(f"{len(values)} {name} for {len(texts)} texts; expected one "
+                                 f"per text.")
+        if constraints is not None:  # a rectangle: "" where a text has fewer phrases
+            constraints = [list(phrases) for phrases in constraints]
+            width = max([len(phrases) for phrases in constraints] + [1])
+            constraints = [phrases + [""] * (width - len(phrases)) for phrases in constraints]
+        controls = [values for values in (prefixes, constraints) if values is not None]
+        batch_size = batch_size or self.batch_size
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         outputs = [None] * len(texts)
         for start in range(0, len(texts), batch_size):
             rows = order[start : start + batch_size]
-            batch = tf.constant([texts[i] for i in rows])
-            strings, scores = self._call(
-                lambda: self._function(strategy, max_length or self.max_length, options), batch)
-            for i, row_strings, row_scores in zip(rows, strings.numpy(), scores.numpy()):
-                row = [s.decode("utf-8") for s in row_strings]
-                if return_scores:
-                    row = list(zip(row, row_scores.tolist()))
-                outputs[i] = row if n_best > 1 and strategy == "beam" else row[0]
+            args = [tf.constant([texts[i] for i in rows])]
+            args += [tf.constant([values[i] for i in rows], tf.string) for values in controls]
+            result = self._call(lambda: self._function(
+                strategy, prefixes is not None, constraints is not None, return_alignments),
+                *args)
+            result = {name: value.numpy() for name, value in result.items()}
+            for j, i in enumerate(rows):
+                row = [_hypothesis(result, j, k, return_scores, return_alignments)
+                       for k in range(result["translations"].shape[1])]
+                outputs[i] = row if strategy.n_best > 1 else row[0]
         return outputs
+
+
+def _hypothesis(result, j, k, return_scores, return_alignments):
+    """Hypothesis `k` of row `j` of a batch's numpy results, as `translate` returns it."""
+    text = result["translations"][j, k].decode("utf-8")
+    if not return_alignments:
+        return (text, float(result["scores"][j, k])) if return_scores else text
+    tokens = [t.decode("utf-8") for t in result["tokens"][j, k] if t]
+    hypothesis = {
+        "translation": text,
+        "score": float(result["scores"][j, k]),
+        "tokens": tokens,
+        "source_tokens": [t.decode("utf-8") for t in result["source_tokens"][j] if t],
+        "alignments": result["alignments"][j, k, : len(tokens)].tolist(),
+        "token_log_probs": result["token_log_probs"][j, k, : len(tokens)].tolist(),
+        "mean_log_prob": float(result["mean_log_prob"][j, k]),
+        "min_prob": float(result["min_prob"][j, k]),
+    }
+    if "constraints_met" in result:
+        hypothesis["constraints_met"] = bool(result["constraints_met"][j, k])
+    return hypothesis

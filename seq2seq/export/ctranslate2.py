@@ -29,7 +29,7 @@ import numpy as np
 
 from seq2seq import atomic
 from seq2seq import config as config_lib
-from seq2seq.decoding import strategy_options
+from seq2seq.decoding import for_call, from_config
 from seq2seq.text.tokenizer import END_ID, START_ID, UNK_ID, Tokenizer
 
 MANIFEST = "seq2seq.json"  # the run's config, which the translator reads its settings from
@@ -240,11 +240,11 @@ class CTranslate2Translator:
         where = str(self.model_dir / MANIFEST)
         self.config = config_lib.apply_overrides(
             config_lib.from_dict(self.manifest["config"], where=where), overrides)
-        self.decoding = self.config.decoding
-        self.max_length = self.decoding.max_length or self.config.model.max_length
+        self.strategy = from_config(self.config.decoding)
+        self.batch_size = self.config.decoding.batch_size
         self.max_source_length = (self.config.data.max_source_length
                                   or self.config.model.max_length)
-        self.split_sentences = self.decoding.split_sentences
+        self.split_sentences = self.config.decoding.split_sentences
         self.source_tokenizer = Tokenizer.load(self.model_dir / "tokenizer" / "source")
         self.target_tokenizer = Tokenizer.load(self.model_dir / "tokenizer" / "target")
         self.source_vocabulary = vocabulary(self.source_tokenizer)
@@ -272,26 +272,23 @@ class CTranslate2Translator:
             tf.constant([len(tokens) for tokens in hypotheses], tf.int64))
         return [s.decode("utf-8") for s in self.target_tokenizer.detokenize(ids).numpy()]
 
-    def decode(self, sources, n_best=1, return_scores=False):
-        """`translate(sources)` with the run's decoding settings (as `RunDirectory.decode`)."""
-        name, options = strategy_options(self.decoding, n_best=n_best)
-        return self.translate(sources, strategy=name, max_length=self.decoding.max_length,
-                              batch_size=self.decoding.batch_size, return_scores=return_scores,
-                              **options)
+    def decode(self, sources, n_best=1, **options):
+        """Translations with the run's strategy, `n_best` per source (as `RunDirectory.decode`)."""
+        return self.translate(sources, self.strategy.replace(n_best=n_best), **options)
 
-    def translate(self, texts, strategy="beam", beam_size=4, alpha=0.6, n_best=1,
-                  coverage_penalty=0.0, min_length=0, max_length=None, batch_size=64,
-                  return_scores=False, temperature=1.0, top_k=0, top_p=1.0, seed=None,
-                  patience=None):
-        """Translates a list of strings; arguments and results as `Translator.translate`.
+    def translate(self, texts, strategy=None, batch_size=None, return_scores=False,
+                  patience=None, **options):
+        """Translates a list of strings; arguments and results as `Translator.translate`
+        (without prefixes, constraints or alignments).
 
         `patience` (beam search with alpha > 0 only) overrides `CTRANSLATE2_PATIENCE`.
         """
-        if coverage_penalty:
-            raise ValueError(f"coverage_penalty={coverage_penalty}: CTranslate2 has no GNMT "
-                             "coverage penalty; expected 0 with the ctranslate2 engine.")
-        if strategy not in ("beam", "greedy", "sampling"):
-            raise ValueError(f"strategy={strategy!r}; expected beam, greedy or sampling.")
+        strategy = for_call(self.strategy, strategy, **options)
+        config = strategy.get_config()
+        if config.get("coverage_penalty"):
+            raise ValueError(f"coverage_penalty={config['coverage_penalty']}: CTranslate2 has no "
+                             "GNMT coverage penalty; expected 0 with the ctranslate2 engine.")
+        batch_size = batch_size or self.batch_size
         texts = list(texts)
         if not texts:
             return []
@@ -300,9 +297,7 @@ class CTranslate2Translator:
 
             split = sentences.split(texts).to_list()
             pieces = [s.decode("utf-8") for row in split for s in row]
-            results = self._translate_sentences(pieces, strategy, beam_size, alpha, n_best,
-                                                min_length, max_length, batch_size, temperature,
-                                                top_k, top_p, seed, patience)
+            results = self._translate_sentences(pieces, strategy, batch_size, patience)
             outputs, start = [], 0
             for row in split:  # the i-th best of an input joins the i-th best of each sentence
                 parts = results[start:start + len(row)]
@@ -310,45 +305,49 @@ class CTranslate2Translator:
                 outputs.append([(" ".join(p[i][0] for p in parts), sum(p[i][1] for p in parts))
                                 for i in range(len(parts[0]))])
         else:
-            outputs = self._translate_sentences(texts, strategy, beam_size, alpha, n_best,
-                                                min_length, max_length, batch_size, temperature,
-                                                top_k, top_p, seed, patience)
-        several = n_best > 1 and strategy == "beam"
+            outputs = self._translate_sentences(texts, strategy, batch_size, patience)
         if not return_scores:
             outputs = [[text for text, _ in row] for row in outputs]
-        return [row if several else row[0] for row in outputs]
+        return [row if strategy.n_best > 1 else row[0] for row in outputs]
 
-    def _translate_sentences(self, texts, strategy, beam_size, alpha, n_best, min_length,
-                             max_length, batch_size, temperature, top_k, top_p, seed,
-                             patience):
-        """`[(text, score)] * n_best` per text."""
-        max_length = max_length or self.max_length
+    def _options(self, strategy, patience):
+        """CTranslate2's `translate_batch` options for one of our strategies; the GNMT
+        alpha, applied by re-ranking (0 without)."""
+        config = strategy.get_config()
+        max_length = strategy.output_length(self.config.model)
         # Scores are sums of log-probabilities (length_penalty 0), as ours are before GNMT.
-        options = dict(max_batch_size=batch_size, max_input_length=0, return_scores=True,
-                       max_decoding_length=max_length - 1, min_decoding_length=min_length,
-                       length_penalty=0.0)
-        gnmt = strategy == "beam" and alpha != 0
-        if strategy == "beam":
-            options.update(beam_size=beam_size, num_hypotheses=n_best)
-            if gnmt:
+        options = dict(max_input_length=0, return_scores=True,
+                       max_decoding_length=max_length - 1,
+                       min_decoding_length=config["min_length"], length_penalty=0.0)
+        alpha = config.get("alpha", 0.0)
+        if "beam_size" in config:
+            options.update(beam_size=config["beam_size"], num_hypotheses=config["n_best"])
+            if alpha:
                 patience = patience or CTRANSLATE2_PATIENCE
-                options.update(patience=patience, num_hypotheses=beam_size * patience,
+                options.update(patience=patience, num_hypotheses=config["beam_size"] * patience,
                                return_end_token=True)
-        elif strategy == "greedy":
-            options.update(beam_size=1)
-        else:
-            if seed is not None:
-                self._ctranslate2.set_random_seed(seed)
+        elif "temperature" in config:
+            if config["seed"] is not None:
+                self._ctranslate2.set_random_seed(config["seed"])
             # Top-k 0 samples from the whole vocabulary in both (CTranslate2's default, 1, is
             # greedy search).
-            options.update(beam_size=1, sampling_temperature=temperature, sampling_topk=top_k,
-                           sampling_topp=top_p)
-        results = self.translator.translate_batch(self.source_tokens(texts), **options)
+            options.update(beam_size=1, sampling_temperature=config["temperature"],
+                           sampling_topk=config["top_k"], sampling_topp=config["top_p"])
+        else:
+            options.update(beam_size=1)
+        return options, alpha
+
+    def _translate_sentences(self, texts, strategy, batch_size, patience):
+        """`[(text, score)] * n_best` per text."""
+        options, alpha = self._options(strategy, patience)
+        results = self.translator.translate_batch(self.source_tokens(texts),
+                                                  max_batch_size=batch_size, **options)
+        n_best = strategy.n_best
         end = self.target_vocabulary[END_ID]
         ranked_results = []
         for result in results:
             ranked = list(zip(result.hypotheses, result.scores))
-            if gnmt:
+            if alpha:
                 # Raw log-probability sums, the end token included; length counts it, as ours.
                 ranked = [(tokens, score / gnmt_length_penalty(len(tokens), alpha))
                           for tokens, score in ranked]
@@ -367,12 +366,12 @@ class CTranslate2Translator:
 
     def score(self, sources, targets):
         """Teacher-forced log-probabilities of each target token (its end token last), as
-        `[[float]]`: CTranslate2's `score_batch`. Targets are cut to `max_length - 1` tokens,
-        as `Translator.score` cuts them."""
+        `[[float]]`: CTranslate2's `score_batch`. Targets are cut to `model.max_length - 1`
+        tokens, as `Translator.score` cuts them."""
         import tensorflow as tf
 
         target_ids = self.target_tokenizer.tokenize(tf.constant(targets))
-        target_ids = target_ids[:, : self.max_length - 1].to_list()
+        target_ids = target_ids[:, : self.config.model.max_length - 1].to_list()
         results = self.translator.score_batch(
             self.source_tokens(sources),
             [[self.target_vocabulary[i] for i in row] for row in target_ids])

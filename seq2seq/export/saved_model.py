@@ -7,6 +7,8 @@ needed to serve. The export is written to `OUT/<version>.partial` and renamed to
 never touches the version it would replace.
 """
 
+import json
+import os
 import pathlib
 import shutil
 import warnings
@@ -14,7 +16,6 @@ import warnings
 import tensorflow as tf
 
 from seq2seq.config import ExportConfig
-from seq2seq.decoding import get_strategy, strategy_options
 from seq2seq.text import sentences
 
 QUANTIZATION_MODES = ("int8",)
@@ -42,7 +43,7 @@ def quantized(translator, mode):
 
 
 class TranslationModule(tf.Module):
-    """The serving module: a `Translator`, fixed decoding settings and request limits.
+    """The serving module: a `Translator`, its decoding strategy and request limits.
 
     Every request is one search batch of all its sentences, so its size is bounded in the graph
     (`ExportConfig`): more than `max_inputs_per_request` texts, or with sentence splitting more
@@ -59,40 +60,47 @@ class TranslationModule(tf.Module):
             TF Serving feeds every input of a signature, so the overrides are a signature of
             their own rather than optional inputs of `serving_default`. The beam size is fixed:
             it sets the shapes of the compiled search.
+        translate_with_details: `text` -> the outputs of `serving_default` and, per
+            hypothesis, its target pieces `tokens` string `[batch, n_best, length]`, each
+            piece's source position `alignments` int32 (-1 as padding) into `source_tokens`
+            string `[batch, source_length]`, `token_log_probs` float32, and its confidence:
+            `mean_log_prob` and `min_prob` float32 `[batch, n_best]` (see
+            `Translator._details`).
+        translate_with_terms: `text`, `prefix` string `[batch]` (target text each translation
+            starts with; "" for none) and `constraints` string `[batch, k]` (target phrases
+            each translation must contain; "" for none; beam search only) -> the outputs of
+            `translate_with_details` and `constraints_met` bool `[batch, n_best]` (false:
+            the phrases could not all be met within the length, and this is the best
+            translation without them). Texts are not split into sentences here.
         translate_ids: `source_ids` int32 `[batch, length]` (0-padded, ending with the end id)
             -> `tokens` int32 `[batch, n_best, max_length]`, `scores` float32 `[batch, n_best]`.
         score: `text` and `target` string `[batch]` -> the target's teacher-forced
             log-probability, `scores` float32 `[batch]`, per token `token_scores` float32
             `[batch, length]` (0 past its end) and `lengths` int32 `[batch]` (see
             `Translator.score_graph`: whole texts, not split into sentences).
+
+    Attributes:
+        strategy_config: string variable, the JSON of the exported strategy's `get_config()`.
     """
 
-    def __init__(self, translator, decoding, limits=None):
+    def __init__(self, translator, strategy=None, limits=None):
         super().__init__(name="translation")
         self.limits = limits or ExportConfig()
         self.translator = translator
         self.model = translator.model
         self.source_tokenizer = translator.source_tokenizer
         self.target_tokenizer = translator.target_tokenizer
-        self.decoding = decoding
-        self.strategy = self._strategy(decoding.alpha)
+        self.strategy = strategy or translator.strategy
+        self.strategy_config = tf.Variable(json.dumps(self.strategy.get_config()),
+                                           trainable=False, name="strategy_config")
         # A sampler's seed state is a variable the signatures update: tracked, so it is saved.
         seeds = getattr(self.strategy, "seed_generator", None)
         self.seed_state = [] if seeds is None else [seeds.state]
-        self.max_length = decoding.max_length or translator.max_length
-        self.n_best = decoding.n_best if decoding.strategy == "beam" else 1
-
-    def _strategy(self, alpha):
-        name, options = strategy_options(self.decoding, alpha=alpha)
-        return get_strategy(name, **options)
+        self.max_length = self.strategy.output_length(self.model)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve(self, text):
-        text = self._within_limits(text)
-        translations, scores = self.translator.translate_graph(
-            text, self.strategy, self.max_length
-        )
-        return {"translations": translations, "scores": scores}
+        return self.translator.translate_graph(self._within_limits(text), self.strategy)
 
     @tf.function(input_signature=[
         tf.TensorSpec([None], tf.string, name="text"),
@@ -108,16 +116,50 @@ class TranslationModule(tf.Module):
             _expect(max_length, "<=", self.max_length, "max_length",
                     "the maximum fixed at export"),
             _expect(n_best, ">=", 1, "n_best"),
-            _expect(n_best, "<=", self.n_best, "n_best", "the n-best fixed at export"),
+            _expect(n_best, "<=", self.strategy.n_best, "n_best", "the n-best fixed at export"),
         ]
-        # Only a beam search has a length penalty; the others keep their one strategy (the
-        # sampler's seed state is a variable, which cannot be created inside this function).
-        strategy = self._strategy(alpha) if self.decoding.strategy == "beam" else self.strategy
+        # A strategy without a length penalty keeps itself (the sampler's seed state is a
+        # variable, which cannot be created inside this function).
+        strategy = self.strategy.replace(alpha=alpha)
         with tf.control_dependencies(checks):
-            translations, scores = self.translator.translate_graph(
-                text, strategy, self.max_length, length_limit=max_length
-            )
-        return {"translations": translations[:, :n_best], "scores": scores[:, :n_best]}
+            outputs = self.translator.translate_graph(text, strategy, length_limit=max_length)
+        return {name: value[:, :n_best] for name, value in outputs.items()}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serve_with_details(self, text):
+        text = self._within_limits(text, split=False)
+        return self.translator.translate_graph(text, self.strategy, details=True)
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([None], tf.string, name="text"),
+        tf.TensorSpec([None], tf.string, name="prefix"),
+        tf.TensorSpec([None, None], tf.string, name="constraints"),
+    ])
+    def serve_with_terms(self, text, prefix, constraints):
+        rows = tf.size(text)
+        checks = [
+            tf.debugging.assert_equal(tf.size(prefix), rows, message=(
+                "translate_with_terms: expected one prefix per text; got prefixes, texts")),
+            tf.debugging.assert_equal(tf.shape(constraints)[0], rows, message=(
+                "translate_with_terms: expected one row of constraints per text; got rows, "
+                "texts")),
+        ]
+        if not self.strategy.takes_constraints:
+            checks.append(tf.debugging.assert_equal(
+                tf.reduce_all(tf.equal(constraints, "")), True, message=(
+                    f"translate_with_terms: constraints need decoding.strategy beam; this "
+                    f"export's is {self.strategy.name}: expected empty constraints")))
+        with tf.control_dependencies(checks):
+            text = self._within_limits(text, split=False)
+            prefix = tf.strings.substr(prefix, 0, self.limits.max_input_bytes)
+            constraints = tf.strings.substr(constraints, 0, self.limits.max_input_bytes)
+        takes = self.strategy.takes_constraints
+        outputs = self.translator.translate_graph(
+            text, self.strategy, prefixes=prefix, constraints=constraints if takes else None,
+            details=True)
+        if not takes:
+            outputs["constraints_met"] = tf.ones_like(outputs["scores"], tf.bool)
+        return outputs
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text"),
                                   tf.TensorSpec([None], tf.string, name="target")])
@@ -140,7 +182,6 @@ class TranslationModule(tf.Module):
         result = generate(self.model, source_ids, self.strategy, self.max_length)
         return {"tokens": tf.convert_to_tensor(result.tokens),
                 "scores": tf.convert_to_tensor(result.scores)}
-
 
     def _request_size(self, count):
         limit = self.limits.max_inputs_per_request
@@ -208,13 +249,12 @@ def graph_ops(export_dir):
     return ops
 
 
-def export_translator(translator, decoding, out_dir, version=1, warmup_texts=(), quantize=None,
-                      limits=None):
+def export_translator(translator, out_dir, version=1, warmup_texts=(), quantize=None,
+                      limits=None, strategy=None):
     """Writes the SavedModel to `out_dir/<version>` and returns that path.
 
     Args:
         translator: the `Translator` to serve.
-        decoding: a `DecodingConfig`: the search settings fixed in the export.
         out_dir: the model's base directory (TF Serving's `--model_base_path`).
         version: the version subdirectory.
         warmup_texts: a few real requests for `assets.extra/tf_serving_warmup_requests`.
@@ -222,7 +262,12 @@ def export_translator(translator, decoding, out_dir, version=1, warmup_texts=(),
             passed in is left as it is.
         limits: an `ExportConfig` whose request limits the export enforces (default its
             defaults; see `TranslationModule`).
+        strategy: the search fixed in the export (a `seq2seq.decoding.Strategy`); default the
+            translator's.
     """
+    if not isinstance(out_dir, (str, os.PathLike)):
+        raise TypeError(f"out_dir={out_dir!r}; expected a directory path (the strategy comes "
+                        "from the translator, or strategy=).")
     if quantize:
         translator = quantized(translator, quantize)
     out_dir = pathlib.Path(out_dir)
@@ -232,13 +277,15 @@ def export_translator(translator, decoding, out_dir, version=1, warmup_texts=(),
     shutil.rmtree(partial, ignore_errors=True)
     shutil.rmtree(replaced, ignore_errors=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    module = TranslationModule(translator, decoding, limits)
+    module = TranslationModule(translator, strategy, limits)
     tf.saved_model.save(
         module,
         str(partial),
         signatures={
             "serving_default": module.serve.get_concrete_function(),
             "translate_with_options": module.serve_with_options.get_concrete_function(),
+            "translate_with_details": module.serve_with_details.get_concrete_function(),
+            "translate_with_terms": module.serve_with_terms.get_concrete_function(),
             "translate_ids": module.serve_ids.get_concrete_function(),
             "score": module.serve_score.get_concrete_function(),
         },

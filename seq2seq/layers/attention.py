@@ -45,11 +45,13 @@ class MultiHeadAttention(keras.layers.Layer):
         value: `(batch, key_length, hidden)` the attended sequence; defaults to `query`
             (self-attention). Unused when `cache` is given without `cache_update_index`.
         attention_mask: `(batch or 1, query_length, key_length)` bool, True where attention is
-            allowed.
+            allowed (with a source cache: one row per source).
         cache: `(batch, 2, num_heads, cache_length, head_dim)` keys and values. With
             `cache_update_index`, the keys/values of `value` are written into it at that
             position and attention runs over the whole cache (self-attention while decoding);
-            without, it is read as is (cross-attention over a precomputed source).
+            without, it is read as is (cross-attention over a precomputed source), and may
+            hold fewer rows than `query`: `sources` rows serve `sources * groups` query rows,
+            each source's `groups` rows next to one another (the hypotheses of a beam).
         cache_update_index: int or scalar tensor, the position of `query[:, 0]`.
         training: dropout on or off.
         return_attention_scores: also return the attention probabilities
@@ -138,8 +140,8 @@ class MultiHeadAttention(keras.layers.Layer):
     ):
         if cache is not None and cache_update_index is None:
             # Cross-attention over a precomputed source: only the queries are projected.
-            query = self._query_heads(query)
-            key, value = cache[:, 0], cache[:, 1]
+            return self._cross_call(self._query_heads(query), cache, attention_mask, training,
+                                    return_attention_scores)
         else:
             query, key, value = self._project(query, value)
             if cache is not None:
@@ -161,6 +163,42 @@ class MultiHeadAttention(keras.layers.Layer):
         if return_attention_scores:
             return outputs, probabilities
         return outputs if cache is None else (outputs, cache)
+
+    def _cross_call(self, query, cache, attention_mask, training, return_attention_scores):
+        """Cross-attention over a precomputed source cache `(sources, 2, heads, source_length,
+        head_dim)` for `groups` query rows per source row (`rows = sources * groups`, a
+        sentence's hypotheses next to one another): the hypotheses of a beam search read
+        their sentence's keys and values as they are, never copied per hypothesis.
+        `attention_mask` is a key padding mask `(sources, query_length, source_length)`; its
+        first query row serves every query."""
+        key, value = cache[:, 0], cache[:, 1]
+        rows = ops.shape(query)[0]
+        sources, heads, query_length = ops.shape(key)[0], self.num_heads, ops.shape(query)[2]
+        groups = rows // sources
+        # (sources, heads, groups * query_length, head_dim)
+        query = ops.reshape(query, (sources, groups, heads, query_length, self.head_dim))
+        query = ops.reshape(ops.transpose(query, (0, 2, 1, 3, 4)),
+                            (sources, heads, groups * query_length, self.head_dim))
+        query = query * ops.cast(self.head_dim**-0.5, query.dtype)
+        scores = ops.einsum("bhqd,bhkd->bhqk", query, key)
+        mask = None if attention_mask is None else attention_mask[:, :1]
+        probabilities = masking.masked_softmax(scores, mask)
+        probabilities = self.dropout_layer(
+            ops.cast(probabilities, self.compute_dtype), training=training
+        )
+        outputs = ops.einsum("bhqk,bhkd->bhqd", probabilities, value)
+        # (sources, heads, groups, query_length, head_dim) -> (rows, query_length, width)
+        outputs = ops.reshape(outputs, (sources, heads, groups, query_length, self.head_dim))
+        outputs = ops.reshape(ops.transpose(outputs, (0, 2, 3, 1, 4)),
+                              (rows, query_length, heads * self.head_dim))
+        outputs = self.output_dense(outputs)
+        if return_attention_scores:
+            probabilities = ops.reshape(probabilities,
+                                        (sources, heads, groups, query_length, -1))
+            probabilities = ops.reshape(ops.transpose(probabilities, (0, 2, 1, 3, 4)),
+                                        (rows, heads, query_length, -1))
+            return outputs, probabilities
+        return outputs, cache
 
     def compute_output_shape(self, query_shape, value_shape=None):
         return query_shape

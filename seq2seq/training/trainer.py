@@ -294,7 +294,7 @@ def train_and_evaluate(config, run_dir, print_fn=print):
             from seq2seq.export.saved_model import export_translator
 
             export_dir = export_translator(
-                run.translator, config.decoding, pathlib.Path(run_dir) / "export",
+                run.translator, pathlib.Path(run_dir) / "export",
                 version=config.export.version,
                 warmup_texts=[source for source, _, _ in examples],
                 quantize=config.export.quantize, limits=config.export,

@@ -26,7 +26,8 @@ def hand_log_probs(translator, source, target):
     """One pair alone (no batch, no padding): the model's forward pass, then a log-softmax
     written out in numpy, at each target token and the end id."""
     source_ids = translator.encode_sources([source]).numpy()
-    ids = translator.target_tokenizer.tokenize([target]).to_list()[0][: translator.max_length - 1]
+    ids = translator.target_tokenizer.tokenize([target]).to_list()[0]
+    ids = ids[: translator.model.max_length - 1]
     logits = np.asarray(translator.model((source_ids, np.array([[START_ID, *ids]])))[0],
                         np.float64)
     log_probs = logits - logits.max(-1, keepdims=True)
@@ -43,7 +44,7 @@ def test_scores_equal_the_forward_pass_and_a_hand_log_softmax(translator):
         np.testing.assert_allclose(tokens, expected, atol=1e-5)
         assert total == pytest.approx(sum(tokens), abs=1e-4)
     # Long targets are cut to max_length - 1 tokens, then the end id.
-    assert max(len(tokens) for _, tokens in scored) == translator.max_length
+    assert max(len(tokens) for _, tokens in scored) == translator.model.max_length
 
 
 def test_the_score_of_the_beam_output_is_the_score_the_beam_reported(translator):

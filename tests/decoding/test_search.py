@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from seq2seq.decoding import BeamSearch, GreedySearch, Sampling, get_strategy
+from seq2seq.decoding import BeamSearch, GreedySearch, Sampling, build
 from seq2seq.decoding.beam_search import coverage_penalty, length_penalty
 
 PAD, START, END = 0, 1, 2
@@ -326,9 +326,12 @@ def test_sampling_temperature_sharpens():
 
 
 def test_strategy_registry_and_bad_options():
-    assert isinstance(get_strategy("beam", beam_size=2), BeamSearch)
+    assert isinstance(build("beam", beam_size=2), BeamSearch)
     with pytest.raises(ValueError, match="'nucleus'; expected one of greedy, beam, sampling"):
-        get_strategy("nucleus")
+        build("nucleus")
+    with pytest.raises(ValueError, match="beam_size with decoding strategy 'greedy'; expected "
+                                         "its settings: min_length, max_length"):
+        build("greedy", beam_size=4)
     with pytest.raises(ValueError, match="n_best=5; expected 1 <= n_best <= beam_size=4"):
         BeamSearch(beam_size=4, n_best=5)
     with pytest.raises(ValueError, match="top_p=0; expected 0 < top_p <= 1"):

@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from seq2seq.data.readers import read_tsv
 from seq2seq.decoding import BeamSearch, GreedySearch, generate
@@ -83,24 +84,97 @@ def test_split_sentences_translates_a_paragraph_one_sentence_at_a_time(translato
             [alone[0][k][1] + alone[1][k][1], alone[2][k][1], alone[3][k][1]], atol=1e-5)
 
 
-def test_a_decoding_config_chooses_its_strategy_and_only_its_settings():
+def test_a_decoding_config_builds_its_strategy_with_only_its_settings():
     from seq2seq.config import DecodingConfig
-    from seq2seq.decoding import strategy_options
+    from seq2seq.decoding import from_config
 
     beam = DecodingConfig(strategy="beam", beam_size=3, alpha=1.2, n_best=2, min_length=1,
                           temperature=0.5)
-    assert strategy_options(beam, alpha=0.0) == ("beam", dict(
-        min_length=1, beam_size=3, alpha=0.0, n_best=2, coverage_penalty=0.0))
-    sampling = DecodingConfig(strategy="sampling", top_k=5, top_p=0.9, temperature=0.7, seed=3)
-    assert strategy_options(sampling) == ("sampling", dict(
-        min_length=0, temperature=0.7, top_k=5, top_p=0.9, seed=3))
-    assert strategy_options(DecodingConfig(strategy="greedy")) == ("greedy", {"min_length": 0})
+    assert from_config(beam, alpha=0.0, top_k=9).get_config() == dict(
+        strategy="beam", beam_size=3, alpha=0.0, n_best=2, min_length=1, max_length=None,
+        early_stopping=False, coverage_penalty=0.0)
+    sampling = DecodingConfig(strategy="sampling", top_k=5, top_p=0.9, temperature=0.7, seed=3,
+                              max_length=12)
+    assert from_config(sampling, n_best=4).get_config() == dict(
+        strategy="sampling", min_length=0, max_length=12, temperature=0.7, top_k=5, top_p=0.9,
+        seed=3)
+    greedy = from_config(DecodingConfig(strategy="greedy"))
+    assert greedy.get_config() == {"strategy": "greedy", "min_length": 0, "max_length": None}
+    assert greedy.n_best == 1
 
 
 def test_sampling_from_a_config_with_top_k_1_is_greedy(translator):
     from seq2seq.config import DecodingConfig
-    from seq2seq.decoding import strategy_options
+    from seq2seq.decoding import from_config
 
-    name, options = strategy_options(DecodingConfig(strategy="sampling", top_k=1, seed=0))
-    sampled = translator.translate(SENTENCES, strategy=name, **options)
+    sampled = translator.translate(SENTENCES, from_config(DecodingConfig(strategy="sampling",
+                                                                         top_k=1, seed=0)))
     assert sampled == translator.translate(SENTENCES, strategy="greedy")
+
+
+def test_each_translation_continues_its_prefix(translator):
+    prefixes = ["Wählen Sie", "", "Die Vorlage"]
+    got = translator.translate(SENTENCES, beam_size=3, prefixes=prefixes)
+    free = translator.translate(SENTENCES, beam_size=3)
+    assert got[0].startswith("Wählen Sie") and got[2].startswith("Die Vorlage")
+    assert got[1] == free[1]  # no prefix: the free search
+    greedy = translator.translate(SENTENCES, strategy="greedy")
+    # A prefix equal to the greedy output's first tokens changes nothing.
+    ids = translator.target_tokenizer.tokenize(greedy).to_list()
+    starts = [s.decode() for s in translator.target_tokenizer.detokenize(
+        tf.ragged.constant([row[:2] for row in ids])).numpy()]
+    assert translator.translate(SENTENCES, strategy="greedy", prefixes=starts) == greedy
+
+
+def test_every_translation_contains_its_terms(translator):
+    # 50 fixture sentences, each with one or two words of its reference as constraints (words
+    # of at most 6 tokens: 12 tokens fit in the 15 positions of the output).
+    def fits(word):
+        return len(translator.target_tokenizer.tokenize([word]).to_list()[0]) <= 6
+
+    words = [[w for w in target.split() if fits(w)] for _, target in PAIRS]
+    chosen = [i for i, w in enumerate(words) if len(w) >= 2][:50]
+    constraints = [words[i][:1] if n % 2 else [words[i][0], words[i][-1]]
+                   for n, i in enumerate(chosen)]
+    got = translator.translate([PAIRS[i][0] for i in chosen], beam_size=3,
+                               constraints=constraints, return_alignments=True)
+    assert len(got) == 50 and all(h["constraints_met"] for h in got)
+    assert all(term in h["translation"] for h, terms in zip(got, constraints) for term in terms)
+    # Phrases that cannot fit: the unconstrained translation, flagged.
+    too_long = [[" ".join(words[chosen[0]] * 8)]]
+    [flagged] = translator.translate([PAIRS[chosen[0]][0]], beam_size=3, constraints=too_long,
+                                     return_alignments=True)
+    assert not flagged["constraints_met"]
+    assert flagged["translation"] == translator.translate([PAIRS[chosen[0]][0]], beam_size=3)[0]
+    # No constraints: exactly the unconstrained search.
+    sources = [s for s, _ in PAIRS[:8]]
+    assert translator.translate(sources, beam_size=3, constraints=[[]] * 8) == \
+        translator.translate(sources, beam_size=3)
+
+
+def test_alignments_and_confidence_of_each_hypothesis(translator):
+    got = translator.translate(SENTENCES, beam_size=3, alpha=0.0, n_best=2,
+                               return_alignments=True)
+    pieces = translator.target_tokenizer.id_to_token(tf.range(500)).numpy()
+    piece_ids = {piece.decode(): i for i, piece in enumerate(pieces)}
+    for source, row in zip(SENTENCES, got):
+        source_ids = translator.encode_sources([source]).numpy()
+        assert row[0]["source_tokens"] == [
+            t.decode() for t in translator.source_tokenizer.id_to_token(source_ids[0]).numpy()]
+        for hypothesis in row:
+            ids = [piece_ids[t] for t in hypothesis["tokens"]]
+            # The pieces are the output (the end piece last where it ended, as all of the
+            # finished n-best do) and detokenize to its text.
+            assert END_ID not in ids[:-1] and (ids[-1] == END_ID or len(ids) == 15)
+            assert translator.target_tokenizer.detokenize(
+                tf.constant([ids])).numpy()[0].decode() == hypothesis["translation"]
+            # Alignments: the argmax of the full pass's cross-attention (last layer, mean of
+            # heads) of the step that chose each token.
+            tokens = np.array([[1] + ids], "int32")
+            full = np.asarray(translator.model.cross_attention(source_ids, tokens)).mean(axis=1)
+            assert hypothesis["alignments"] == full[0, : len(ids)].argmax(axis=-1).tolist()
+            # Confidence: at alpha 0 the beam's score is the sum of its token log-probs.
+            log_probs = hypothesis["token_log_probs"]
+            assert sum(log_probs) == pytest.approx(hypothesis["score"], abs=1e-4)
+            assert hypothesis["mean_log_prob"] == pytest.approx(np.mean(log_probs), abs=1e-6)
+            assert hypothesis["min_prob"] == pytest.approx(np.exp(min(log_probs)), rel=1e-5)

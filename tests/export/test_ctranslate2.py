@@ -105,7 +105,8 @@ def test_both_runtimes_translate_token_for_token_alike(tmp_path, variant):
 
     # Teacher-forced log-probabilities of the references, against our model's softmax.
     targets = [line.split("\t")[1] for line in FIXTURE_TSV.read_text("utf-8").splitlines()[:8]]
-    expected = teacher_forced_log_probs(run, SOURCES[:8], targets, converted.max_length - 1)
+    expected = teacher_forced_log_probs(run, SOURCES[:8], targets,
+                                       converted.config.model.max_length - 1)
     # Translator.score, ours batched and padded, against the same.
     ours = run.translator.score(SOURCES[:8], targets)
     np.testing.assert_allclose(np.concatenate([t for _, t in ours]), np.concatenate(expected),

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from seq2seq.config import DecodingConfig, ExportConfig
 from seq2seq.data.readers import read_tsv
+from seq2seq.decoding import BeamSearch, from_config
 from seq2seq.decoding.translator import Translator
 from seq2seq.export.saved_model import WARMUP_FILE, export_translator, graph_ops, quantized
 from seq2seq.models import Transformer
@@ -20,7 +21,7 @@ from seq2seq.text.tokenizer import train_tokenizer
 PAIRS = read_tsv("tests/fixtures/libreoffice-help.en-de.tsv")
 NORMAL = ["Choose Tools - Options.", "Insert a new sheet."]
 BAD = ["", "   ", "caf\udce9", "Sheet " * 200_000]  # empty, blank, invalid UTF-8, 1.2 MB
-DECODING = DecodingConfig(strategy="beam", beam_size=3, alpha=0.6, n_best=2, max_length=16)
+STRATEGY = BeamSearch(beam_size=3, alpha=0.6, n_best=2, max_length=16)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def exported(tmp_path_factory):
     model = Transformer.from_size("tiny", source_vocabulary_size=500,
                                   target_vocabulary_size=500, max_length=16, dropout=0.0)
     translator = Translator(model, tokenizer, tokenizer)
-    path = export_translator(translator, DECODING, tmp / "run" / "export", version=3,
+    path = export_translator(translator, tmp / "run" / "export", strategy=STRATEGY, version=3,
                              warmup_texts=NORMAL)
     assert path == tmp / "run" / "export" / "3"
     served = tmp / "serving" / "seq2seq"
@@ -145,7 +146,8 @@ def test_request_limits_are_enforced_in_the_graph(exported, tmp_path):
     limits = ExportConfig(max_inputs_per_request=3, max_input_bytes=40, max_sentences_per_input=2)
     by_sentence = Translator(translator.model, translator.source_tokenizer,
                              translator.target_tokenizer, split_sentences=True)
-    path = export_translator(by_sentence, DECODING, tmp_path / "limited", limits=limits)
+    path = export_translator(by_sentence, tmp_path / "limited", limits=limits,
+                             strategy=STRATEGY)
     # A text is cut to 40 bytes before it is split and tokenized: of a longer one, what is
     # translated is its first 40 bytes, the same as sending those.
     long = "Choose the Edit command and the menu " * 1000
@@ -193,7 +195,8 @@ def test_int8_export_serves_the_quantized_model_and_leaves_the_trained_one(expor
     before = [w.copy() for w in translator.model.get_weights()]
     texts = NORMAL + ["The Template Library"]
     float_translations = translator.translate(texts, beam_size=3, n_best=2, max_length=16)
-    path = export_translator(translator, DECODING, tmp_path / "int8", quantize="int8")
+    path = export_translator(translator, tmp_path / "int8", quantize="int8",
+                             strategy=STRATEGY)
     # The trained model is untouched: same weights, all float32, same translations.
     after = translator.model.get_weights()
     assert all(a.dtype == "float32" and np.array_equal(a, b) for a, b in zip(after, before))
@@ -210,14 +213,14 @@ def test_int8_export_serves_the_quantized_model_and_leaves_the_trained_one(expor
                                atol=1e-4)
     assert_stock_ops(path)
     with pytest.raises(ValueError, match="export.quantize='int4'; expected one of int8 or None"):
-        export_translator(translator, DECODING, tmp_path / "int4", quantize="int4")
+        export_translator(translator, strategy=STRATEGY, out_dir=tmp_path / "int4", quantize="int4")
 
 
 def test_split_sentences_export_serves_what_translate_gives(exported, tmp_path):
     translator, _ = exported
     by_sentence = Translator(translator.model, translator.source_tokenizer,
                              translator.target_tokenizer, split_sentences=True)
-    path = export_translator(by_sentence, DECODING, tmp_path / "split")
+    path = export_translator(by_sentence, strategy=STRATEGY, out_dir=tmp_path / "split")
     paragraphs = [" ".join(NORMAL), "The Template Library"]
     expected = by_sentence.translate(paragraphs, beam_size=3, alpha=0.6, n_best=2,
                                      max_length=16, return_scores=True)
@@ -243,6 +246,9 @@ def test_layout_signatures_and_warmup_requests(exported):
     assert "signature_def['translate_ids']" in shown
     assert "signature_def['translate_with_options']" in shown
     assert "signature_def['score']" in shown and "inputs['target']" in shown
+    assert "signature_def['translate_with_details']" in shown
+    assert "signature_def['translate_with_terms']" in shown and "inputs['prefix']" in shown
+    assert "inputs['constraints']" in shown and "outputs['constraints_met']" in shown
     assert "inputs['max_length']" in shown and "inputs['n_best']" in shown
     assert "inputs['text']" in shown and "outputs['translations']" in shown
     requests = []
@@ -259,7 +265,8 @@ def test_a_sampling_export_serves_the_samples_translate_draws(exported, tmp_path
     translator, _ = exported
     decoding = DecodingConfig(strategy="sampling", top_k=5, temperature=0.7, seed=3,
                               max_length=16)
-    path = export_translator(translator, decoding, tmp_path / "export", version=1)
+    path = export_translator(translator, tmp_path / "export", version=1,
+                             strategy=from_config(decoding))
     # The seed state is saved as it was: a fresh load draws the first samples of that seed.
     # A row's samples depend on its place in the batch, and translate() batches by length.
     texts = sorted(NORMAL, key=len)
@@ -282,12 +289,12 @@ def test_a_failed_export_leaves_the_previous_version_and_a_new_one_replaces_it(
 
     monkeypatch.setattr(tf.saved_model, "save", crash)
     with pytest.raises(OSError, match="disk full"):
-        export_translator(translator, DECODING, tmp_path / "export", version=1)
+        export_translator(translator, strategy=STRATEGY, out_dir=tmp_path / "export", version=1)
     monkeypatch.undo()
     assert (previous / "saved_model.pb").read_bytes() == b"the version being served"
     assert [p.name for p in (tmp_path / "export").iterdir()] == ["1"]
     # Exporting again over it replaces it whole, leaving nothing else in the directory.
-    export_translator(translator, DECODING, tmp_path / "export", version=1)
+    export_translator(translator, strategy=STRATEGY, out_dir=tmp_path / "export", version=1)
     assert [p.name for p in (tmp_path / "export").iterdir()] == ["1"]
     assert tf.saved_model.contains_saved_model(str(previous))
     assert (previous / "saved_model.pb").read_bytes() != b"the version being served"
@@ -319,3 +326,56 @@ print(json.dumps({{k: v.numpy().tolist() for k, v in out.items()}}))
                                f"target=tf.constant({targets[:2]!r})")
     result = subprocess.run([sys.executable, "-c", mismatched], capture_output=True, text=True)
     assert result.returncode != 0 and "expected one target per text" in result.stderr
+
+
+def call_signature(export_dir, signature, **inputs):
+    """All outputs of `signature` called with string `inputs`, in a fresh process that imports
+    only tensorflow and tensorflow_text, as lists (strings decoded)."""
+    probe = f"""
+import json, sys
+import tensorflow as tf, tensorflow_text
+model = tf.saved_model.load({str(export_dir)!r})
+inputs = {{k: tf.constant(v, tf.string) for k, v in json.loads(sys.stdin.read()).items()}}
+out = model.signatures[{signature!r}](**inputs)
+decode = lambda x: x.decode() if isinstance(x, bytes) else x
+as_lists = lambda x: [as_lists(y) for y in x] if isinstance(x, list) else decode(x)
+print(json.dumps({{k: as_lists(v.numpy().tolist()) for k, v in out.items()}}))
+print(json.dumps(model.strategy_config.numpy().decode()))
+"""
+    result = subprocess.run([sys.executable, "-c", probe], input=json.dumps(inputs),
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    outputs, strategy = result.stdout.strip().splitlines()[-2:]
+    return json.loads(outputs), json.loads(json.loads(strategy))
+
+
+def test_prefix_constraints_alignments_and_confidence_are_served_as_translate_gives_them(
+        exported):
+    translator, served = exported
+    texts = NORMAL + ["The Template Library"]
+    prefixes = ["Wählen Sie", "", ""]
+    constraints = [["Optionen", ""], ["Tabelle", "neue"], ["", ""]]
+    out, strategy = call_signature(served / "3", "translate_with_terms", text=texts,
+                                   prefix=prefixes, constraints=constraints)
+    assert strategy == STRATEGY.get_config()
+    expected = translator.translate(texts, STRATEGY, prefixes=prefixes,
+                                    constraints=[[p for p in row if p] for row in constraints],
+                                    return_alignments=True)
+    for j, row in enumerate(expected):
+        for k, hypothesis in enumerate(row):
+            assert out["translations"][j][k] == hypothesis["translation"]
+            assert out["constraints_met"][j][k] == hypothesis["constraints_met"]
+            tokens = [t for t in out["tokens"][j][k] if t]
+            assert tokens == hypothesis["tokens"]
+            assert out["alignments"][j][k][: len(tokens)] == hypothesis["alignments"]
+            assert out["min_prob"][j][k] == pytest.approx(hypothesis["min_prob"], rel=1e-4)
+            assert out["mean_log_prob"][j][k] == pytest.approx(hypothesis["mean_log_prob"],
+                                                               abs=1e-4)
+    assert out["translations"][0][0].startswith("Wählen Sie")
+    assert out["constraints_met"][0][0] and "Optionen" in out["translations"][0][0]
+    assert out["constraints_met"][1][0] and "Tabelle" in out["translations"][1][0]
+    details, _ = call_signature(served / "3", "translate_with_details", text=texts)
+    plain = translator.translate(texts, STRATEGY, return_alignments=True)
+    assert details["translations"] == [[h["translation"] for h in row] for row in plain]
+    assert details["source_tokens"][0][: len(plain[0][0]["source_tokens"])] == \
+        plain[0][0]["source_tokens"]

@@ -128,6 +128,9 @@ def test_recipe_trains_evaluates_translates_and_exports(tmp_path, capsys, monkey
     assert all(scores[i] >= scores[i + 1] for i in (0, 2, 4))
     assert [text for _, text in lines[:-1:2]] == output.read_text().split("\n")[:-1]
 
+    if recipe == "translation":
+        check_decoding_controls(capsys, monkeypatch, tmp_path, run_dir, source)
+
     # The export serves the same strings as translate(), in a process without seq2seq.
     probe = (
         "import json, sys, tensorflow as tf, tensorflow_text\n"
@@ -200,3 +203,51 @@ def test_recipes_lists_each_packaged_recipe_on_one_line(capsys):
                                                    "translation_base", "tuning"]
     assert lines[1].split(None, 1)[1] == (
         "Translation: LibreOffice help EN->DE on a 2-core CPU in under 15 minutes (quickstart).")
+
+
+def check_decoding_controls(capsys, monkeypatch, tmp_path, run_dir, source):
+    """`translate --prefix-file --constraints-file --with-alignments` writes, per input line, a
+    JSON object of what `translate(..., return_alignments=True)` returns; the strategy is the
+    one built from the config, in the CLI, translate() and the export alike."""
+    import tensorflow as tf
+
+    from seq2seq.decoding import from_config
+    from seq2seq.decoding.translator import Translator
+    from seq2seq.run_directory import load_run
+
+    run = load_run(run_dir)
+    texts = source.read_text().splitlines()
+    prefixes, terms = ["Wählen", "", ""], [["Optionen"], [], ["Tabelle", "Extras"]]
+    (tmp_path / "prefixes.txt").write_text("".join(p + "\n" for p in prefixes), "utf-8")
+    (tmp_path / "terms.jsonl").write_text('["Optionen"]\n\n["Tabelle", "Extras"]\n', "utf-8")
+    used = []
+    translate = Translator.translate
+    monkeypatch.setattr(Translator, "translate", lambda self, texts, strategy=None, **kw: (
+        used.append(strategy), translate(self, texts, strategy, **kw))[1])
+    run_cli(capsys, "translate", str(run_dir), "--input", str(source), "--output",
+            str(tmp_path / "controlled.jsonl"), "--prefix-file", str(tmp_path / "prefixes.txt"),
+            "--constraints-file", str(tmp_path / "terms.jsonl"), "--with-alignments")
+    monkeypatch.undo()
+    rows = [json.loads(line) for line in (tmp_path / "controlled.jsonl").read_text().splitlines()]
+    assert rows == run.translate(texts, prefixes=prefixes, constraints=terms,
+                                 return_alignments=True)
+    assert rows[0]["translation"].startswith("Wählen")
+    assert all(row["constraints_met"] for row in rows)
+    assert "Optionen" in rows[0]["translation"] and "Extras" in rows[2]["translation"]
+    # One strategy, built from the config: the CLI's, translate()'s and the export's.
+    expected = from_config(run.config.decoding).get_config()
+    assert [s.get_config() for s in used] == [expected]
+    assert run.translator.strategy.get_config() == expected
+    exported = tf.saved_model.load(str(run_dir / "export" / "1"))
+    assert json.loads(exported.strategy_config.numpy().decode()) == expected
+    # A bad line of the constraints file is refused, by its number, before anything runs.
+    (tmp_path / "bad.jsonl").write_text('["Optionen"]\n{"Optionen": 1}\n\n', "utf-8")
+    assert main(["translate", str(run_dir), "--input", str(source), "--constraints-file",
+                 str(tmp_path / "bad.jsonl")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "line 2 of" in captured.err and "expected a JSON list of target phrases" in captured.err
+    (tmp_path / "short.txt").write_text("Wählen\n", "utf-8")
+    assert main(["translate", str(run_dir), "--input", str(source), "--prefix-file",
+                 str(tmp_path / "short.txt")]) == 2
+    assert "--prefix-file has 1 lines for 3 input lines" in capsys.readouterr().err
