@@ -123,6 +123,9 @@ class ExportConfig:
     format: str = "saved_model"
     version: int = 1  # TF Serving model version directory
     quantize: Optional[str] = None  # "int8": int8 weights in the export only
+    # also export translate_with_details and translate_with_terms (prefixes, terminology
+    # constraints, alignments, confidence); false: a smaller export that saves and loads faster
+    controls: bool = True
     # Limits of a served request, checked in the graph, so that no request can exhaust a
     # server's memory (a request is one beam-search batch of all its sentences).
     max_inputs_per_request: int = 64  # more texts in one request: refused with an error

@@ -8,7 +8,6 @@ from seq2seq.decoding.search import (
     SearchResult,
     Strategy,
     attention_of,
-    forced_prefix,
 )
 
 STRATEGIES = {strategy.name: strategy for strategy in (GreedySearch, BeamSearch, Sampling)}
@@ -75,8 +74,8 @@ def generate(model, source_ids, strategy, max_length=None, return_alignments=Fal
             penalty).
         length_limit: a scalar (a tensor too) <= `max_length`: decode as if `max_length` were
             this, inside the `max_length` buffer (a per-request maximum in a fixed graph).
-        prefix: None, or int32 `(batch, max_length)` forced target tokens (0: free), e.g.
-            `forced_prefix(prefix_ids, max_length)`.
+        prefix: None, or int32 `(batch, max_length)` forced target tokens (0: free): token j
+            of a prefix at position j + 1.
         constraints: None, or int32 `(batch, constraints, phrase_length)` target phrases every
             output must contain (beam search; `seq2seq.decoding.constraints`).
 
@@ -93,5 +92,5 @@ def generate(model, source_ids, strategy, max_length=None, return_alignments=Fal
 
 
 __all__ = ["BeamSearch", "GreedySearch", "STRATEGIES", "Sampling", "SearchResult", "Strategy",
-           "attention_of", "build", "derive", "for_call", "forced_prefix", "from_config",
+           "attention_of", "build", "derive", "for_call", "from_config",
            "generate"]

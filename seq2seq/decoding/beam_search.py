@@ -105,8 +105,8 @@ class BeamSearch(Strategy):
         Args:
             length_limit: a scalar (a tensor too) <= `max_length`: stop below that position
                 inside the `max_length` buffer, as if `max_length` were `length_limit`.
-            prefix: None, or int32 `(batch_size, max_length)` forced tokens (0: free); see
-                `seq2seq.decoding.search.forced_prefix`.
+            prefix: None, or int32 `(batch_size, max_length)` forced tokens (0: free), token j
+                of a prefix at position j + 1.
             constraints: None, or int32 `(batch_size, constraints, phrase_length)` phrases of
                 target ids (0-padded; an all-0 row is no constraint) that every hypothesis must
                 contain (`seq2seq.decoding.constraints`). A sentence whose phrases have more

@@ -144,7 +144,7 @@ def token_by_token(next_fn, cache, batch_size, max_length, choose, min_length=0,
         length_limit: scalar int (a tensor too), <= `max_length`: decode only positions below
             it, e.g. a per-request maximum inside a fixed-size buffer; default `max_length`.
         prefix: None, or int32 `(batch, max_length)`: where it holds a token (not 0), that token
-            is forced at that position (`forced_prefix`).
+            is forced at that position (`Translator` builds it from prefix texts).
 
     Returns:
         `SearchResult` with `n_best = 1`.
@@ -186,18 +186,6 @@ def token_by_token(next_fn, cache, batch_size, max_length, choose, min_length=0,
         ops.expand_dims(scores, 1),
         None if attention is None else ops.expand_dims(alignments, 1),
     )
-
-
-def forced_prefix(prefix_ids, max_length):
-    """`(batch, max_length)` int32 buffer of forced tokens from ragged `(batch, None)` prefix
-    ids (no start or end id): token j of a prefix at position j + 1, 0 elsewhere (free). A
-    prefix is cut to `max_length - 1` tokens."""
-    import tensorflow as tf
-
-    prefix_ids = tf.cast(prefix_ids[:, : max_length - 1], tf.int32)
-    rows = prefix_ids.nrows()
-    padded = tf.concat([tf.zeros([rows, 1], tf.int32), prefix_ids], axis=1)
-    return padded.to_tensor(shape=[None, max_length])
 
 
 class GreedySearch(Strategy):

@@ -8,7 +8,7 @@ Constraint phrases are cut to `MAX_PHRASE_TOKENS` target tokens.
 
 import tensorflow as tf
 
-from seq2seq.decoding import build, for_call, forced_prefix, from_config, generate
+from seq2seq.decoding import build, for_call, from_config, generate
 from seq2seq.text import sentences
 from seq2seq.text.tokenizer import END_ID, START_ID
 
@@ -178,7 +178,7 @@ class Translator:
         max_length = strategy.output_length(self.model)
         prefix = None
         if prefixes is not None:
-            prefix = forced_prefix(self.target_tokenizer.tokenize(prefixes), max_length)
+            prefix = _forced_prefix(self.target_tokenizer.tokenize(prefixes), max_length)
         phrases = None
         if constraints is not None:
             shape = tf.shape(constraints)
@@ -313,6 +313,15 @@ class Translator:
                        for k in range(result["translations"].shape[1])]
                 outputs[i] = row if strategy.n_best > 1 else row[0]
         return outputs
+
+
+def _forced_prefix(prefix_ids, max_length):
+    """`(batch, max_length)` int32 buffer of forced tokens from ragged `(batch, None)` prefix
+    ids (no start or end id): token j of a prefix at position j + 1, 0 elsewhere (free). A
+    prefix is cut to `max_length - 1` tokens."""
+    prefix_ids = tf.cast(prefix_ids[:, : max_length - 1], tf.int32)
+    padded = tf.concat([tf.zeros([prefix_ids.nrows(), 1], tf.int32), prefix_ids], axis=1)
+    return padded.to_tensor(shape=[None, max_length])
 
 
 def _hypothesis(result, j, k, return_scores, return_alignments):

@@ -60,18 +60,19 @@ class TranslationModule(tf.Module):
             TF Serving feeds every input of a signature, so the overrides are a signature of
             their own rather than optional inputs of `serving_default`. The beam size is fixed:
             it sets the shapes of the compiled search.
-        translate_with_details: `text` -> the outputs of `serving_default` and, per
-            hypothesis, its target pieces `tokens` string `[batch, n_best, length]`, each
-            piece's source position `alignments` int32 (-1 as padding) into `source_tokens`
-            string `[batch, source_length]`, `token_log_probs` float32, and its confidence:
-            `mean_log_prob` and `min_prob` float32 `[batch, n_best]` (see
-            `Translator._details`).
-        translate_with_terms: `text`, `prefix` string `[batch]` (target text each translation
-            starts with; "" for none) and `constraints` string `[batch, k]` (target phrases
-            each translation must contain; "" for none; beam search only) -> the outputs of
-            `translate_with_details` and `constraints_met` bool `[batch, n_best]` (false:
-            the phrases could not all be met within the length, and this is the best
-            translation without them). Texts are not split into sentences here.
+        translate_with_details (with `ExportConfig.controls`): `text` -> the outputs of
+            `serving_default` and, per hypothesis, its target pieces `tokens` string
+            `[batch, n_best, length]`, each piece's source position `alignments` int32 (-1 as
+            padding) into `source_tokens` string `[batch, source_length]`, `token_log_probs`
+            float32, and its confidence: `mean_log_prob` and `min_prob` float32
+            `[batch, n_best]` (see `Translator._details`).
+        translate_with_terms (with `ExportConfig.controls`): `text`, `prefix` string
+            `[batch]` (target text each translation starts with; "" for none) and
+            `constraints` string `[batch, k]` (target phrases each translation must contain;
+            "" for none; beam search only) -> the outputs of `translate_with_details` and
+            `constraints_met` bool `[batch, n_best]` (false: the phrases could not all be met
+            within the length, and this is the best translation without them). Texts are not
+            split into sentences here (nor in `translate_with_details`).
         translate_ids: `source_ids` int32 `[batch, length]` (0-padded, ending with the end id)
             -> `tokens` int32 `[batch, n_best, max_length]`, `scores` float32 `[batch, n_best]`.
         score: `text` and `target` string `[batch]` -> the target's teacher-forced
@@ -260,8 +261,9 @@ def export_translator(translator, out_dir, version=1, warmup_texts=(), quantize=
         warmup_texts: a few real requests for `assets.extra/tf_serving_warmup_requests`.
         quantize: None, or "int8" to export int8 weights (see `quantized`); the translator
             passed in is left as it is.
-        limits: an `ExportConfig` whose request limits the export enforces (default its
-            defaults; see `TranslationModule`).
+        limits: an `ExportConfig` whose request limits the export enforces, and whose
+            `controls` adds the signatures `translate_with_details` and `translate_with_terms`
+            (default its defaults; see `TranslationModule`).
         strategy: the search fixed in the export (a `seq2seq.decoding.Strategy`); default the
             translator's.
     """
@@ -278,18 +280,16 @@ def export_translator(translator, out_dir, version=1, warmup_texts=(), quantize=
     shutil.rmtree(replaced, ignore_errors=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     module = TranslationModule(translator, strategy, limits)
-    tf.saved_model.save(
-        module,
-        str(partial),
-        signatures={
-            "serving_default": module.serve.get_concrete_function(),
-            "translate_with_options": module.serve_with_options.get_concrete_function(),
-            "translate_with_details": module.serve_with_details.get_concrete_function(),
-            "translate_with_terms": module.serve_with_terms.get_concrete_function(),
-            "translate_ids": module.serve_ids.get_concrete_function(),
-            "score": module.serve_score.get_concrete_function(),
-        },
-    )
+    signatures = {
+        "serving_default": module.serve.get_concrete_function(),
+        "translate_with_options": module.serve_with_options.get_concrete_function(),
+        "translate_ids": module.serve_ids.get_concrete_function(),
+        "score": module.serve_score.get_concrete_function(),
+    }
+    if module.limits.controls:
+        signatures["translate_with_details"] = module.serve_with_details.get_concrete_function()
+        signatures["translate_with_terms"] = module.serve_with_terms.get_concrete_function()
+    tf.saved_model.save(module, str(partial), signatures=signatures)
     if warmup_texts:
         write_warmup_requests(partial, list(warmup_texts))
     # Renames only, so a server watching `out_dir` never sees a half-deleted version (only

@@ -117,6 +117,27 @@ def test_both_runtimes_translate_token_for_token_alike(tmp_path, variant):
 
     if variant == "pre_norm_shared_tied_sinusoidal":
         assert_length_limits_mean_the_same(run, converted)
+        assert_terms_hold_on_a_trained_model(run)
+
+
+def assert_terms_hold_on_a_trained_model(run):
+    """50 fixture sentences, each with one or two words of its reference as constraints: every
+    output contains them, and BLEU against the references does not fall."""
+    from seq2seq.evaluation.metrics import bleu
+
+    pairs = [line.split("\t") for line in FIXTURE_TSV.read_text("utf-8").splitlines()]
+    fits = lambda word: len(run.target_tokenizer.tokenize([word]).to_list()[0]) <= 6  # noqa: E731
+    chosen = [(s, t, [w for w in t.split() if fits(w)]) for s, t in pairs]
+    chosen = [(s, t, w) for s, t, w in chosen if len(w) >= 2][:50]
+    terms = [w[:1] if i % 2 else [w[0], w[-1]] for i, (_, _, w) in enumerate(chosen)]
+    sources, references = [s for s, _, _ in chosen], [t for _, t, _ in chosen]
+    free = run.translate(sources, "beam", beam_size=4, alpha=0.6)
+    forced = run.translate(sources, "beam", beam_size=4, alpha=0.6, constraints=terms,
+                           return_alignments=True)
+    assert len(forced) == 50 and all(h["constraints_met"] for h in forced)
+    assert all(t in h["translation"] for h, ts in zip(forced, terms) for t in ts)
+    assert float(bleu([h["translation"] for h in forced], references)) >= \
+        float(bleu(free, references))
 
 
 def test_export_and_translate_from_the_command_line(tmp_path, capsys):

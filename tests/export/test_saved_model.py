@@ -22,6 +22,7 @@ PAIRS = read_tsv("tests/fixtures/libreoffice-help.en-de.tsv")
 NORMAL = ["Choose Tools - Options.", "Insert a new sheet."]
 BAD = ["", "   ", "caf\udce9", "Sheet " * 200_000]  # empty, blank, invalid UTF-8, 1.2 MB
 STRATEGY = BeamSearch(beam_size=3, alpha=0.6, n_best=2, max_length=16)
+LEAN = ExportConfig(controls=False)  # without the control signatures: faster to save
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +144,8 @@ print(json.dumps(answers))
 
 def test_request_limits_are_enforced_in_the_graph(exported, tmp_path):
     translator, _ = exported
-    limits = ExportConfig(max_inputs_per_request=3, max_input_bytes=40, max_sentences_per_input=2)
+    limits = ExportConfig(max_inputs_per_request=3, max_input_bytes=40, max_sentences_per_input=2,
+                          controls=False)
     by_sentence = Translator(translator.model, translator.source_tokenizer,
                              translator.target_tokenizer, split_sentences=True)
     path = export_translator(by_sentence, tmp_path / "limited", limits=limits,
@@ -196,7 +198,7 @@ def test_int8_export_serves_the_quantized_model_and_leaves_the_trained_one(expor
     texts = NORMAL + ["The Template Library"]
     float_translations = translator.translate(texts, beam_size=3, n_best=2, max_length=16)
     path = export_translator(translator, tmp_path / "int8", quantize="int8",
-                             strategy=STRATEGY)
+                             strategy=STRATEGY, limits=LEAN)
     # The trained model is untouched: same weights, all float32, same translations.
     after = translator.model.get_weights()
     assert all(a.dtype == "float32" and np.array_equal(a, b) for a, b in zip(after, before))
@@ -212,6 +214,9 @@ def test_int8_export_serves_the_quantized_model_and_leaves_the_trained_one(expor
     np.testing.assert_allclose(out["scores"], [[s for _, s in row] for row in expected],
                                atol=1e-4)
     assert_stock_ops(path)
+    # export.controls false: the four signatures without the controls.
+    assert sorted(tf.saved_model.load(str(path)).signatures) == [
+        "score", "serving_default", "translate_ids", "translate_with_options"]
     with pytest.raises(ValueError, match="export.quantize='int4'; expected one of int8 or None"):
         export_translator(translator, strategy=STRATEGY, out_dir=tmp_path / "int4", quantize="int4")
 
@@ -220,7 +225,7 @@ def test_split_sentences_export_serves_what_translate_gives(exported, tmp_path):
     translator, _ = exported
     by_sentence = Translator(translator.model, translator.source_tokenizer,
                              translator.target_tokenizer, split_sentences=True)
-    path = export_translator(by_sentence, strategy=STRATEGY, out_dir=tmp_path / "split")
+    path = export_translator(by_sentence, tmp_path / "split", strategy=STRATEGY, limits=LEAN)
     paragraphs = [" ".join(NORMAL), "The Template Library"]
     expected = by_sentence.translate(paragraphs, beam_size=3, alpha=0.6, n_best=2,
                                      max_length=16, return_scores=True)
@@ -266,7 +271,7 @@ def test_a_sampling_export_serves_the_samples_translate_draws(exported, tmp_path
     decoding = DecodingConfig(strategy="sampling", top_k=5, temperature=0.7, seed=3,
                               max_length=16)
     path = export_translator(translator, tmp_path / "export", version=1,
-                             strategy=from_config(decoding))
+                             strategy=from_config(decoding), limits=LEAN)
     # The seed state is saved as it was: a fresh load draws the first samples of that seed.
     # A row's samples depend on its place in the batch, and translate() batches by length.
     texts = sorted(NORMAL, key=len)
@@ -294,7 +299,7 @@ def test_a_failed_export_leaves_the_previous_version_and_a_new_one_replaces_it(
     assert (previous / "saved_model.pb").read_bytes() == b"the version being served"
     assert [p.name for p in (tmp_path / "export").iterdir()] == ["1"]
     # Exporting again over it replaces it whole, leaving nothing else in the directory.
-    export_translator(translator, strategy=STRATEGY, out_dir=tmp_path / "export", version=1)
+    export_translator(translator, tmp_path / "export", version=1, strategy=STRATEGY, limits=LEAN)
     assert [p.name for p in (tmp_path / "export").iterdir()] == ["1"]
     assert tf.saved_model.contains_saved_model(str(previous))
     assert (previous / "saved_model.pb").read_bytes() != b"the version being served"
