@@ -110,7 +110,7 @@ class BeamSearch(Strategy):
             constraints: None, or int32 `(batch_size, constraints, phrase_length)` phrases of
                 target ids (0-padded; an all-0 row is no constraint) that every hypothesis must
                 contain (`seq2seq.decoding.constraints`). A sentence whose phrases have more
-                tokens in all than the length has positions is searched without them; one
+                tokens in all than the positions its prefix leaves is searched without them; one
                 whose phrases the search did not meet within the length returns the best
                 hypotheses it found without them; either is flagged in
                 `SearchResult.constraints_met`.
@@ -125,9 +125,11 @@ class BeamSearch(Strategy):
         limit = max_length if length_limit is None else length_limit
         fits = None
         if constraints is not None:
-            # Phrases longer in all than the positions there are cannot be met: such a sentence
-            # is searched without them (and flagged).
+            # Phrases longer in all than the positions a prefix leaves cannot be met: such a
+            # sentence is searched without them (and flagged).
             total = ops.sum(constraints_lib.lengths_of(constraints), axis=1)
+            if prefix is not None:
+                total = total + ops.sum(ops.cast(ops.not_equal(prefix, 0), "int32"), axis=1)
             fits = ops.less_equal(total, limit - 1)
             constraints = ops.where(fits[:, None, None], constraints, 0)
         context = _Context(self.beam_size, batch_size, max_length, limit, cache, prefix,

@@ -157,6 +157,20 @@ def test_unmeetable_constraints_return_the_best_unconstrained_hypothesis_flagged
     assert met.tolist() == [[False], [True]]
 
 
+def test_phrases_that_do_not_fit_after_a_prefix_give_the_prefixed_search_flagged():
+    # "ab" then 4 constraint letters: 6 tokens in 6 positions fit; "abc" then 4 do not.
+    strategy = BeamSearch(beam_size=4, alpha=0.6, n_best=1)
+    fitting, _, met = search(strategy, [0], prefix=prefix_of(["ab"]),
+                             constraints=phrases_of([["cc", "ba"]]))
+    assert met[0, 0] and fitting[0][0].startswith("ab")
+    assert "cc" in fitting[0][0] and "ba" in fitting[0][0]
+    free, free_scores, _ = search(strategy, [0], prefix=prefix_of(["abc"]))
+    cut, cut_scores, met = search(strategy, [0], prefix=prefix_of(["abc"]),
+                                  constraints=phrases_of([["cc", "ba"]]))
+    assert cut == free and not met[0, 0]
+    np.testing.assert_allclose(cut_scores, free_scores, atol=1e-6)
+
+
 def test_constraint_state_follows_each_phrase_and_restarts_on_a_mismatch():
     phrases = phrases_of([["bc", "a"]])  # (1, 2, 2)
     progress, met = initial_state(phrases, 1)
