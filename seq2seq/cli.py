@@ -66,13 +66,17 @@ def _input_lines(args):
     translated; standard input streams, and a line that is not UTF-8 stops it there (the
     lines before it are translated and written)."""
     if args.input:
-        with open(args.input, "rb") as raw:
-            data = raw.read().removeprefix(b"\xef\xbb\xbf").splitlines()
-        for number, line in enumerate(data, start=1):
-            yield number, _utf8(line, number, args.input)
+        yield from enumerate(_file_lines(args.input), start=1)
         return
     for number, line in enumerate(sys.stdin.buffer, start=1):
         yield number, _utf8(line.rstrip(b"\r\n"), number, "standard input")
+
+
+def _file_lines(path):
+    """A UTF-8 text file's lines (a byte-order mark dropped), every line checked first."""
+    with open(path, "rb") as raw:
+        data = raw.read().removeprefix(b"\xef\xbb\xbf").splitlines()
+    return [_utf8(line, number, path) for number, line in enumerate(data, start=1)]
 
 
 def _utf8(line, number, where):
@@ -93,16 +97,10 @@ def _controls(args):
     before anything is translated."""
     controls = {}
     if args.prefix_file:
-        with open(args.prefix_file, "rb") as raw:
-            lines = raw.read().removeprefix(b"\xef\xbb\xbf").splitlines()
-        controls["prefixes"] = [_utf8(line, n, args.prefix_file)
-                                for n, line in enumerate(lines, start=1)]
+        controls["prefixes"] = _file_lines(args.prefix_file)
     if args.constraints_file:
-        with open(args.constraints_file, "rb") as raw:
-            lines = raw.read().removeprefix(b"\xef\xbb\xbf").splitlines()
         controls["constraints"] = []
-        for number, line in enumerate(lines, start=1):
-            text = _utf8(line, number, args.constraints_file)
+        for number, text in enumerate(_file_lines(args.constraints_file), start=1):
             try:
                 phrases = json.loads(text) if text.strip() else []
             except json.JSONDecodeError as error:

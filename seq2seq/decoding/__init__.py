@@ -38,25 +38,21 @@ def from_config(decoding, **overrides):
     return build(decoding.strategy, **options).replace(**overrides)
 
 
-def derive(strategy, name=None, **options):
-    """A strategy like `strategy`: of kind `name` (default its own) with the settings of
-    `strategy` that kind takes (e.g. `max_length`), and `options` replacing them (an option
-    that kind does not take is an error)."""
-    config = strategy.get_config()
-    name = name or config.pop("strategy")
+def for_call(default, strategy=None, **options):
+    """The strategy of one call (e.g. `translate(texts, strategy, **options)`): `strategy` (a
+    `Strategy`, or a name), default `default`, with `options` replacing its settings (an
+    option it does not take is an error). A name switches the kind and keeps the settings of
+    `default` that kind takes (e.g. `max_length`)."""
+    if not isinstance(strategy, str):
+        strategy = strategy or default
+        if not options:
+            return strategy
+        default, strategy = strategy, None
+    config = default.get_config()
+    name = strategy or config.pop("strategy")
     fields = STRATEGIES[name].FIELDS if name in STRATEGIES else ()
     kept = {field: value for field, value in config.items() if field in fields}
     return build(name, **{**kept, **options})
-
-
-def for_call(default, strategy=None, **options):
-    """The strategy of one call (e.g. `translate(texts, strategy, **options)`): `strategy` (a
-    `Strategy`, or a name), default `default`, with `options` replacing its settings; a name
-    switches the kind and keeps the settings it shares with `default` (see `derive`)."""
-    if isinstance(strategy, str):
-        return derive(default, strategy, **options)
-    strategy = strategy or default
-    return derive(strategy, **options) if options else strategy
 
 
 def generate(model, source_ids, strategy, max_length=None, return_alignments=False,
@@ -92,5 +88,5 @@ def generate(model, source_ids, strategy, max_length=None, return_alignments=Fal
 
 
 __all__ = ["BeamSearch", "GreedySearch", "STRATEGIES", "Sampling", "SearchResult", "Strategy",
-           "attention_of", "build", "derive", "for_call", "from_config",
+           "attention_of", "build", "for_call", "from_config",
            "generate"]

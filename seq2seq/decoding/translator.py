@@ -93,11 +93,17 @@ class Translator:
         target_in = tf.concat([tf.fill([rows, 1], START_ID), ids], axis=1).to_tensor()
         target_out = tf.concat([ids, tf.fill([rows, 1], END_ID)], axis=1)
         lengths = tf.cast(target_out.row_lengths(), tf.int32)
+        chosen = self._teacher_forced(source_ids, target_in, target_out.to_tensor())
+        return tf.reduce_sum(chosen, axis=1), chosen, lengths
+
+    def _teacher_forced(self, source_ids, target_in, target_out):
+        """float32 `(batch, length)` log-probability of each `target_out` token given
+        `target_in` (the tokens before it), in one full pass of the model; 0 where
+        `target_out` is padding."""
         logits = self.model((source_ids, target_in), training=False)
         log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
-        chosen = tf.gather(log_probs, target_out.to_tensor(), batch_dims=2)
-        chosen = tf.where(tf.sequence_mask(lengths, tf.shape(chosen)[1]), chosen, 0.0)
-        return tf.reduce_sum(chosen, axis=1), chosen, lengths
+        chosen = tf.gather(log_probs, target_out, batch_dims=2)
+        return tf.where(tf.not_equal(target_out, 0), chosen, 0.0)
 
     def score(self, sources, targets, batch_size=64):
         """Teacher-forced log-probabilities of translations (see `score_graph`).
@@ -212,14 +218,12 @@ class Translator:
         `(batch, n_best)`, their mean and the lowest token probability."""
         batch, n_best, length = tf.shape(tokens)[0], tf.shape(tokens)[1], tf.shape(tokens)[2]
         flat = tf.reshape(tokens, (batch * n_best, length))
-        sources = tf.repeat(source_ids, n_best, axis=0)
-        logits = self.model((sources, flat[:, :-1]), training=False)
-        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
         produced = flat[:, 1:]  # (rows, length - 1): the tokens the search chose
+        chosen = self._teacher_forced(tf.repeat(source_ids, n_best, axis=0), flat[:, :-1],
+                                      produced)
         real = tf.not_equal(produced, 0)
-        chosen = tf.where(real, tf.gather(log_probs, produced, batch_dims=2), 0.0)
         counts = tf.maximum(tf.reduce_sum(tf.cast(real, tf.float32), axis=1), 1.0)
-        lowest = tf.reduce_min(tf.where(real, chosen, 0.0), axis=1)
+        lowest = tf.reduce_min(chosen, axis=1)  # 0 at padding is above every log-prob
         links = tf.cast(tf.argmax(tf.convert_to_tensor(alignments), axis=-1), tf.int32)
         links = tf.reshape(links, (batch * n_best, length))[:, 1:]
         pieces = self.target_tokenizer.id_to_token(produced)

@@ -145,7 +145,8 @@ class TranslationModule(tf.Module):
                 "translate_with_terms: expected one row of constraints per text; got rows, "
                 "texts")),
         ]
-        if not self.strategy.takes_constraints:
+        takes = self.strategy.takes_constraints
+        if not takes:
             checks.append(tf.debugging.assert_equal(
                 tf.reduce_all(tf.equal(constraints, "")), True, message=(
                     f"translate_with_terms: constraints need decoding.strategy beam; this "
@@ -154,7 +155,6 @@ class TranslationModule(tf.Module):
             text = self._within_limits(text, split=False)
             prefix = tf.strings.substr(prefix, 0, self.limits.max_input_bytes)
             constraints = tf.strings.substr(constraints, 0, self.limits.max_input_bytes)
-        takes = self.strategy.takes_constraints
         outputs = self.translator.translate_graph(
             text, self.strategy, prefixes=prefix, constraints=constraints if takes else None,
             details=True)

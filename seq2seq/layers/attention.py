@@ -138,10 +138,16 @@ class MultiHeadAttention(keras.layers.Layer):
         training=None,
         return_attention_scores=False,
     ):
+        groups = None
         if cache is not None and cache_update_index is None:
-            # Cross-attention over a precomputed source: only the queries are projected.
-            return self._cross_call(self._query_heads(query), cache, attention_mask, training,
-                                    return_attention_scores)
+            # Cross-attention over a precomputed source: only the queries are projected. The
+            # cache may hold one row per `groups` query rows (a sentence's hypotheses): they
+            # are folded into the query axis, so its keys and values are never copied.
+            query, key, value = self._query_heads(query), cache[:, 0], cache[:, 1]
+            groups = ops.shape(query)[0] // ops.shape(key)[0]
+            query = _fold(query, groups)
+            # A key padding mask, one row per source: its first query row serves every query.
+            attention_mask = None if attention_mask is None else attention_mask[:, :1]
         else:
             query, key, value = self._project(query, value)
             if cache is not None:
@@ -150,55 +156,22 @@ class MultiHeadAttention(keras.layers.Layer):
                 key, value = cache[:, 0], cache[:, 1]
         # query: (batch, heads, query_length, head_dim); key, value: (batch, heads, key_length,
         # head_dim).
-        batch, query_length = ops.shape(query)[0], ops.shape(query)[2]
         query = query * ops.cast(self.head_dim**-0.5, query.dtype)
         scores = ops.einsum("bhqd,bhkd->bhqk", query, key)
         probabilities = masking.masked_softmax(scores, attention_mask)
         probabilities = self.dropout_layer(
             ops.cast(probabilities, self.compute_dtype), training=training
         )
-        outputs = ops.transpose(ops.einsum("bhqk,bhkd->bhqd", probabilities, value), (0, 2, 1, 3))
+        outputs = ops.einsum("bhqk,bhkd->bhqd", probabilities, value)
+        if groups is not None:
+            outputs, probabilities = _unfold(outputs, groups), _unfold(probabilities, groups)
+        batch, query_length = ops.shape(outputs)[0], ops.shape(outputs)[2]
+        outputs = ops.transpose(outputs, (0, 2, 1, 3))
         outputs = ops.reshape(outputs, (batch, query_length, self.num_heads * self.head_dim))
         outputs = self.output_dense(outputs)
         if return_attention_scores:
             return outputs, probabilities
         return outputs if cache is None else (outputs, cache)
-
-    def _cross_call(self, query, cache, attention_mask, training, return_attention_scores):
-        """Cross-attention over a precomputed source cache `(sources, 2, heads, source_length,
-        head_dim)` for `groups` query rows per source row (`rows = sources * groups`, a
-        sentence's hypotheses next to one another): the hypotheses of a beam search read
-        their sentence's keys and values as they are, never copied per hypothesis.
-        `attention_mask` is a key padding mask `(sources, query_length, source_length)`; its
-        first query row serves every query."""
-        key, value = cache[:, 0], cache[:, 1]
-        rows = ops.shape(query)[0]
-        sources, heads, query_length = ops.shape(key)[0], self.num_heads, ops.shape(query)[2]
-        groups = rows // sources
-        # (sources, heads, groups * query_length, head_dim)
-        query = ops.reshape(query, (sources, groups, heads, query_length, self.head_dim))
-        query = ops.reshape(ops.transpose(query, (0, 2, 1, 3, 4)),
-                            (sources, heads, groups * query_length, self.head_dim))
-        query = query * ops.cast(self.head_dim**-0.5, query.dtype)
-        scores = ops.einsum("bhqd,bhkd->bhqk", query, key)
-        mask = None if attention_mask is None else attention_mask[:, :1]
-        probabilities = masking.masked_softmax(scores, mask)
-        probabilities = self.dropout_layer(
-            ops.cast(probabilities, self.compute_dtype), training=training
-        )
-        outputs = ops.einsum("bhqk,bhkd->bhqd", probabilities, value)
-        # (sources, heads, groups, query_length, head_dim) -> (rows, query_length, width)
-        outputs = ops.reshape(outputs, (sources, heads, groups, query_length, self.head_dim))
-        outputs = ops.reshape(ops.transpose(outputs, (0, 2, 3, 1, 4)),
-                              (rows, query_length, heads * self.head_dim))
-        outputs = self.output_dense(outputs)
-        if return_attention_scores:
-            probabilities = ops.reshape(probabilities,
-                                        (sources, heads, groups, query_length, -1))
-            probabilities = ops.reshape(ops.transpose(probabilities, (0, 2, 1, 3, 4)),
-                                        (rows, heads, query_length, -1))
-            return outputs, probabilities
-        return outputs, cache
 
     def compute_output_shape(self, query_shape, value_shape=None):
         return query_shape
@@ -212,3 +185,21 @@ class MultiHeadAttention(keras.layers.Layer):
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             "self_attention": self.self_attention,
         }
+
+
+def _fold(x, groups):
+    """`(sources * groups, heads, length, dim)` -> `(sources, heads, groups * length, dim)`,
+    each source's `groups` rows side by side on the length axis."""
+    rows, heads, length = ops.shape(x)[0], ops.shape(x)[1], ops.shape(x)[2]
+    x = ops.reshape(x, (rows // groups, groups, heads, length, -1))
+    return ops.reshape(ops.transpose(x, (0, 2, 1, 3, 4)), (rows // groups, heads, -1,
+                                                            ops.shape(x)[-1]))
+
+
+def _unfold(x, groups):
+    """The inverse of `_fold`: `(sources, heads, groups * length, dim)` -> `(sources * groups,
+    heads, length, dim)`."""
+    sources, heads = ops.shape(x)[0], ops.shape(x)[1]
+    x = ops.reshape(x, (sources, heads, groups, -1, ops.shape(x)[-1]))
+    return ops.reshape(ops.transpose(x, (0, 2, 1, 3, 4)), (sources * groups, heads, -1,
+                                                            ops.shape(x)[-1]))
