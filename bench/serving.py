@@ -6,12 +6,17 @@ of single-sentence requests. The model is either of a given size with random wei
 SentencePiece tokenizer learned from the bundled LibreOffice help data), or a trained run
 (`--run-dir`, its best checkpoint), whose served translations of the whole test split are also
 scored with sacreBLEU. `--int8` exports the same model a second time with int8 weights
-(`export.quantize: int8`) and measures both exports alternately in one process. Ends with one
-JSON line: `tok_s`, `p50_ms`, `p95_ms` (and `int8_*`, `bleu`, `int8_bleu`).
+(`export.quantize: int8`) and measures both exports alternately in one process. `--marian`
+measures instead, alternately, an OPUS-MT-shaped Transformer-base (random Marian weights,
+58,101-piece vocabulary, post-norm, swish, logits bias) imported with `seq2seq.convert` and our
+own base at the same vocabulary size, both tokenizing through the same Marian vocabulary
+table. Ends with one JSON line: `tok_s`, `p50_ms`, `p95_ms` (and `int8_*` or `marian_*`,
+`bleu`, `int8_bleu`).
 
     python bench/serving.py --size base
     python bench/serving.py --size small
     python bench/serving.py --run-dir runs/translation --int8
+    python bench/serving.py --marian
 """
 
 import argparse
@@ -45,6 +50,36 @@ def random_translator(args):
                                   max_length=args.max_length)
     test = datasets.load("libreoffice-help", split="test")
     return Translator(model, tokenizer, tokenizer), test
+
+
+def marian_translators(args, vocabulary_size=58101):
+    """`({"float32": ours, "marian": imported}, test)`: our base and an imported OPUS-MT base
+    of random weights, at one vocabulary (Marian's, its SentencePiece pieces learned from the
+    bundled data, filled up with pieces no text produces)."""
+    from seq2seq.convert import marian
+    from tests.convert.marian_writer import model_options, random_weights, vocabularies
+
+    train = datasets.load("libreoffice-help", split="train")
+    source_spm = train_tokenizer([s for s, _ in train[:20000]], vocabulary_size=8000).model
+    target_spm = train_tokenizer([t for _, t in train[:20000]], vocabulary_size=8000).model
+    pieces, _ = vocabularies(source_spm, target_spm, shared=True)
+    pieces += [f"▁filler{i}" for i in range(vocabulary_size - len(pieces))]
+    weights = random_weights(np.random.default_rng(0), len(pieces), len(pieces), dim=512,
+                             ffn=2048, layers=(6, 6), gain=1.0)
+    weights["decoder_ff_logit_out_b"][0, 0] = -100.0  # never ends: 64 tokens, as ours
+    options = model_options(dim=512, heads=8, ffn=2048, layers=(6, 6), activation="swish")
+    checkpoint = marian.MarianCheckpoint(
+        options=marian.check_options(options, "bench"), weights=weights,
+        source_vocabulary=pieces, target_vocabulary=pieces, source_spm=source_spm,
+        target_spm=target_spm)
+    _, imported, source, target = marian.build(checkpoint, max_length=args.max_length)
+    keras.utils.set_random_seed(0)
+    ours = Transformer.from_size("base", source_vocabulary_size=source.vocabulary_size,
+                                 target_vocabulary_size=target.vocabulary_size,
+                                 max_length=args.max_length, share_embeddings=True)
+    test = datasets.load("libreoffice-help", split="test")
+    return {"float32": Translator(ours, source, target),
+            "marian": Translator(imported, source, target)}, test
 
 
 def trained_translator(run_dir):
@@ -87,6 +122,8 @@ def main():
     parser.add_argument("--size", default="base")
     parser.add_argument("--run-dir", default=None, help="a trained run instead of random weights")
     parser.add_argument("--int8", action="store_true", help="also measure an int8 export")
+    parser.add_argument("--marian", action="store_true",
+                        help="an imported OPUS-MT-shaped base against our base")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--beam", type=int, default=4)
     parser.add_argument("--max-length", type=int, default=64)
@@ -95,16 +132,22 @@ def main():
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
 
-    translator, test = (trained_translator(args.run_dir) if args.run_dir
-                        else random_translator(args))
+    if args.marian:
+        translators, test = marian_translators(args)
+        variants = {name: None for name in translators}
+    else:
+        translator, test = (trained_translator(args.run_dir) if args.run_dir
+                            else random_translator(args))
+        variants = {"float32": None, "int8": "int8"} if args.int8 else {"float32": None}
+        translators = {name: translator for name in variants}
+    translator = translators["float32"]
     strategy = BeamSearch(beam_size=args.beam, alpha=0.6, max_length=args.max_length)
-    variants = {"float32": None, "int8": "int8"} if args.int8 else {"float32": None}
     sentences = [s for s, _ in test if len(s.split()) <= 30]
     results = {}
     with tempfile.TemporaryDirectory() as directory:
         served = {}
         for name, mode in variants.items():
-            path = export_translator(translator, os.path.join(directory, name),
+            path = export_translator(translators[name], os.path.join(directory, name),
                                      quantize=mode, strategy=strategy)
             served[name] = tf.saved_model.load(str(path)).signatures["serving_default"]
             served[name](text=tf.constant(sentences[: args.batch]))  # warm up
@@ -124,7 +167,8 @@ def main():
                 print(name, repr(score), flush=True)
                 results[f"{prefix}bleu"] = round(float(score), 2)
     print(json.dumps({
-        "machine": f"{os.cpu_count()} cores", "model": args.run_dir or args.size,
+        "machine": f"{os.cpu_count()} cores",
+        "model": args.run_dir or ("base, 58,101 pieces" if args.marian else args.size),
         "beam": args.beam, "batch": args.batch, **results,
     }))
 

@@ -12,6 +12,11 @@ what the model's layers alone gain.
 
     python bench/train_throughput.py                # "small", batch 64, length 40, vocab 8000
     python bench/train_throughput.py --size base --steps 20
+    python bench/train_throughput.py --marian --size base --vocabulary 58101 --batch 16
+
+`--marian` times instead, alternately under the toolkit's training step, our model and one with
+an imported OPUS-MT model's options (post-norm, swish, Marian's sinusoids, a logits bias, one
+table) at the same size and vocabulary, in float32 and mixed_bfloat16.
 
 The model layers use keras.ops only, so the fixed-shape comparison also runs under Keras's JAX
 backend (KERAS_BACKEND=jax), where every step is XLA-compiled; there the real-length part (which
@@ -41,6 +46,15 @@ def ours(size, vocabulary, length):
     return Transformer.from_size(
         size, source_vocabulary_size=vocabulary, target_vocabulary_size=vocabulary,
         max_length=length, dropout=0.1,
+    )
+
+
+def marian_shaped(size, vocabulary, length):
+    """Our model with the options `seq2seq.convert.marian` gives an imported OPUS-MT model."""
+    return Transformer.from_size(
+        size, source_vocabulary_size=vocabulary, target_vocabulary_size=vocabulary,
+        max_length=length, dropout=0.1, norm_first=False, activation="swish",
+        position_embedding="sinusoidal_halves", output_bias=True, share_embeddings=True,
     )
 
 
@@ -165,11 +179,18 @@ def run_mode(args, policy, jit_ours, jit_peer, rng):
     source = rng.integers(3, vocab, size=(args.batch, length)).astype("int32")
     target = rng.integers(3, vocab, size=(args.batch, length + 1)).astype("int32")
     batch, labels = (source, target[:, :-1]), target[:, 1:]
-    systems = {
-        "ours": compile_toolkit(ours(args.size, vocab, length), jit_ours),
-        "ours_model": compile_keras(ours(args.size, vocab, length), jit_ours, from_logits=True),
-        "peer": compile_keras(keras_io_peer(args.size, vocab, length), jit_peer, False),
-    }
+    if args.marian:
+        systems = {
+            "ours": compile_toolkit(ours(args.size, vocab, length), jit_ours),
+            "marian": compile_toolkit(marian_shaped(args.size, vocab, length), jit_ours),
+        }
+    else:
+        systems = {
+            "ours": compile_toolkit(ours(args.size, vocab, length), jit_ours),
+            "ours_model": compile_keras(ours(args.size, vocab, length), jit_ours,
+                                        from_logits=True),
+            "peer": compile_keras(keras_io_peer(args.size, vocab, length), jit_peer, False),
+        }
     for model in systems.values():  # trace, compile, warm up
         time_steps(model, batch, labels, 2)
     seconds = {name: 0.0 for name in systems}
@@ -247,11 +268,26 @@ def main():
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--real-only", action="store_true", help="only the real-length run")
+    parser.add_argument("--marian", action="store_true",
+                        help="our model against one with an imported OPUS-MT model's options")
     parser.add_argument("--datasheet-tflops", type=float, default=None,
                         help="the accelerator's datasheet bf16 peak, for a second MFU figure")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     on_tensorflow = keras.backend.backend() == "tensorflow"
+    if args.marian:
+        results = {policy: run_mode(args, policy, False, False, rng)
+                   for policy in ("float32", "mixed_bfloat16")}
+        print(json.dumps({
+            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+            "size": args.size, "vocabulary": args.vocabulary, "batch": args.batch,
+            "length": args.length,
+            **{f"{name}_{policy}_tgt_tok_s": round(value, 1)
+               for policy, result in results.items() for name, value in result.items()},
+            **{f"ratio_marian_{policy}": round(result["marian"] / result["ours"], 3)
+               for policy, result in results.items()},
+        }))
+        return
 
     real = real_length_throughput(args) if on_tensorflow else None
     if real:

@@ -7,6 +7,7 @@
     seq2seq score DIR PAIRS.tsv
     seq2seq export DIR OUT_DIR
     seq2seq tune CONFIG.yaml --run-dir DIR
+    seq2seq import-marian MODEL_DIR RUN_DIR [--max-length N] [--source-prefix ">>deu<<"]
 """
 
 import argparse
@@ -223,6 +224,14 @@ def _tune(args):
     _print(json.dumps(summary))
 
 
+def _import_marian(args):
+    from seq2seq.convert import import_marian
+
+    run_dir = import_marian(args.model_dir, args.run_dir, max_length=args.max_length,
+                            source_prefix=args.source_prefix)
+    _print(f"imported {args.model_dir} into {run_dir}")
+
+
 def _demo(args):
     """Trains a tiny Transformer to reverse digit strings and reports its token accuracy."""
     import keras
@@ -329,6 +338,18 @@ def build_parser():
     tune.add_argument("config", help="YAML config with a tuning section, or a recipe's name")
     tune.add_argument("--run-dir", required=True, help="search directory (re-run to continue)")
     tune.set_defaults(run=_tune)
+
+    marian = commands.add_parser(
+        "import-marian", help="an OPUS-MT / Marian checkpoint as a run directory")
+    marian.add_argument("model_dir", help="an OPUS-MT release (decoder.yml, .npz, vocabulary "
+                                          ".yml, source.spm, target.spm) or a Hugging Face "
+                                          "Marian folder (config.json, model.safetensors, ...)")
+    marian.add_argument("run_dir", help="the run directory to write (must not exist)")
+    marian.add_argument("--max-length", type=_positive_int, default=256,
+                        help="model.max_length: longest source and output in tokens (256)")
+    marian.add_argument("--source-prefix", help='data.source_prefix: the target-language token '
+                                                'of a multilingual model, e.g. ">>deu<<"')
+    marian.set_defaults(run=_import_marian)
 
     listing = commands.add_parser("recipes", help="the packaged recipes, one line each")
     listing.set_defaults(run=_recipes)

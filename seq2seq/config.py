@@ -28,10 +28,13 @@ class ModelConfig:
     activation_dropout: float = 0.0  # dropout inside the feed-forward blocks
     activation: str = "relu"  # feed-forward activation
     norm_first: bool = True  # pre-norm (True) or post-norm (False)
-    position_embedding: str = "sinusoidal"  # sinusoidal or learned
+    # sinusoidal (interleaved sin/cos), sinusoidal_halves (sines then cosines: Marian) or learned
+    position_embedding: str = "sinusoidal"
     max_length: int = 128  # longest source/target in tokens (longer pairs are filtered)
     share_embeddings: bool = True  # one token table for source and target (joint vocabulary)
     tie_output: bool = True  # output projection through the target token table
+    scale_embeddings: bool = True  # token embeddings times sqrt(hidden_dim)
+    output_bias: bool = False  # a learned bias on the output logits (Marian models have one)
 
 
 @dataclasses.dataclass
@@ -55,6 +58,9 @@ class DataConfig:
     sentencepiece_model_type: str = "unigram"  # unigram or bpe
     vocabulary_size: int = 8000  # subword vocabulary size (special ids included)
     joint_vocabulary: bool = True  # one vocabulary for source and target
+    # Vocabulary tokens put before every source, in training and decoding (a multilingual
+    # model's target language, e.g. ">>deu<<"); space-separated; None: none.
+    source_prefix: Optional[str] = None
     tokenizer_train_pairs: int = 20000  # pairs the vocabulary is learned from
     batch_tokens: Optional[int] = 4096  # token budget per batch (padding included)
     batch_size: Optional[int] = None  # fixed examples per batch instead of a token budget
@@ -270,7 +276,7 @@ RANGES = {
 CHOICES = {
     "model.size": ("tiny", "small", "base", "big"),
     "model.activation": ("relu", "gelu", "silu", "swish"),
-    "model.position_embedding": ("sinusoidal", "learned"),
+    "model.position_embedding": ("sinusoidal", "learned", "sinusoidal_halves"),
     "data.task": ("translation", "summarization"),
     "data.dataset": ("libreoffice-help", "debian-descriptions"),
     "data.format": ("tsv", "jsonl"),
@@ -333,6 +339,17 @@ def check_objective(config, where="config"):
                          f"{task!r}; expected one of {', '.join(TASK_METRICS[task])}.")
 
 
+def check_training_data(config, where="config"):
+    """Raises `ValueError` unless the config names training data (checked when training
+    starts: a run imported from another toolkit has none, and translates without)."""
+    data = config.data
+    if data.dataset is None and not data.train_file:
+        raise ValueError(
+            f"{where}: data.dataset=null and no data.train_file; expected a bundled dataset "
+            f"({', '.join(CHOICES['data.dataset'])}) or data.train_file (and valid_file, "
+            "test_file).")
+
+
 def _check_together(config, where):
     """The rules between fields."""
     model, data, training, decoding = config.model, config.data, config.training, config.decoding
@@ -377,10 +394,6 @@ def _check_together(config, where):
         refuse(f"data.batch_tokens={data.batch_tokens} cannot hold one sequence of "
                f"model.max_length + 1 = {model.max_length + 1} tokens; expected "
                f"data.batch_tokens >= {model.max_length + 1}.")
-    if data.dataset is None and not data.train_file:
-        refuse("data.dataset=null and no data.train_file; expected a bundled dataset "
-               f"({', '.join(CHOICES['data.dataset'])}) or data.train_file (and valid_file, "
-               "test_file).")
     if model.share_embeddings and not data.joint_vocabulary:
         refuse("model.share_embeddings=true needs one vocabulary for source and target; "
                "expected data.joint_vocabulary=true or model.share_embeddings=false.")
@@ -439,7 +452,10 @@ def _coerce(value, kind, nullable, where, from_text):
     `--set` as it is (a file named 2024), null aside."""
     if from_text:
         text = value
-        value = yaml.safe_load(text) if text != "" else ""
+        try:
+            value = yaml.safe_load(text) if text != "" else ""
+        except yaml.YAMLError:  # not YAML (">>deu<<"): the text itself
+            value = text
         if kind is str and value is not None:
             value = text
     if kind in (int, float) and isinstance(value, str):

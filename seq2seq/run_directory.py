@@ -25,7 +25,8 @@ from seq2seq.training.checkpoints import Checkpoints, require_checkpoint
 KEPT_FIELDS = (
     "model.size", "model.num_encoder_layers", "model.num_decoder_layers", "model.hidden_dim",
     "model.num_heads", "model.intermediate_dim", "model.activation", "model.norm_first",
-    "model.position_embedding", "model.share_embeddings", "model.tie_output", "data.tokenizer",
+    "model.position_embedding", "model.share_embeddings", "model.tie_output",
+    "model.scale_embeddings", "model.output_bias", "data.tokenizer",
     "data.sentencepiece_model_type", "data.vocabulary_size", "data.joint_vocabulary",
 )
 

@@ -119,6 +119,9 @@ def transformer_spec(model, source_vocabulary, target_vocabulary, specials):
     else:
         decoder.projection.weight = np.ascontiguousarray(
             np.asarray(target.token_embedding.reverse_embeddings, np.float32).T)
+    if target.logits_bias is not None:
+        decoder.projection.bias = np.asarray(target.logits_bias, np.float32)
+    encoder.scale_embeddings = decoder.scale_embeddings = model.scale_embeddings
     for layer_spec, layer in zip(encoder.layer, model.encoder_layers):
         _attention(layer_spec.self_attention, layer.self_attention, layer.self_attention_norm)
         _feed_forward(layer_spec.ffn, layer)
@@ -245,7 +248,9 @@ class CTranslate2Translator:
         self.max_source_length = (self.config.data.max_source_length
                                   or self.config.model.max_length)
         self.split_sentences = self.config.decoding.split_sentences
-        self.source_tokenizer = Tokenizer.load(self.model_dir / "tokenizer" / "source")
+        self.source_tokenizer = Tokenizer.load(
+            self.model_dir / "tokenizer" / "source").with_source_prefix(
+                self.config.data.source_prefix)
         self.target_tokenizer = Tokenizer.load(self.model_dir / "tokenizer" / "target")
         self.source_vocabulary = vocabulary(self.source_tokenizer)
         self.target_vocabulary = vocabulary(self.target_tokenizer)
@@ -256,8 +261,9 @@ class CTranslate2Translator:
         self._ctranslate2 = ctranslate2
 
     def source_tokens(self, texts):
-        """Source token strings, cut as our translator cuts them (CTranslate2 adds the end)."""
-        ids = self.source_tokenizer.tokenize(texts)[:, : self.max_source_length - 1]
+        """Source token strings, prefixed and cut as our translator encodes them (without the
+        end token, which CTranslate2 adds)."""
+        ids = self.source_tokenizer.encode_sources(texts, self.max_source_length)[:, :-1]
         return [[self.source_vocabulary[i] for i in row] for row in ids.to_list()]
 
     def _detokenize(self, hypotheses):

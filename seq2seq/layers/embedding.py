@@ -13,6 +13,9 @@ from seq2seq.layers.position_embedding import POSITION_EMBEDDINGS, make_position
 class TokenAndPositionEmbedding(keras.layers.Layer):
     """Embeds token ids, scales them by `sqrt(hidden_dim)`, adds positions, applies dropout.
 
+    Imported models may differ in two ways, each a flag: no scale (`scale_embeddings=False`)
+    and a bias added to the output logits (`output_bias=True`, Marian's `ff_logit_out_b`).
+
     The token table is a `keras.layers.ReversibleEmbedding`, so `logits(hidden)` projects decoder
     states back onto the vocabulary: with `tie_output=True` through the transposed token table
     (tied softmax, Press & Wolf 2017), otherwise through a separate `(hidden_dim, vocabulary)`
@@ -26,10 +29,13 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         vocabulary_size: number of token ids; id 0 is padding.
         hidden_dim: embedding width (d_model).
         max_length: longest sequence; sizes the learned position table.
-        position_embedding: "sinusoidal" or "learned".
+        position_embedding: "sinusoidal", "sinusoidal_halves" or "learned"
+            (`seq2seq.layers.position_embedding`).
         dropout: dropout rate on the summed embedding.
         tie_output: project outputs through the token table.
         embeddings_initializer: initializer of the token table (default above).
+        scale_embeddings: multiply token embeddings by `sqrt(hidden_dim)`.
+        output_bias: `logits()` adds a learned `(vocabulary_size,)` bias (initially zero).
 
     Call arguments:
         token_ids: `(batch, length)` int ids.
@@ -54,6 +60,8 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         dropout=0.0,
         tie_output=True,
         embeddings_initializer=None,
+        scale_embeddings=True,
+        output_bias=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -68,6 +76,8 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         self.position_embedding = position_embedding
         self.dropout = dropout
         self.tie_output = tie_output
+        self.scale_embeddings = scale_embeddings
+        self.output_bias = output_bias
         self.embeddings_initializer = keras.initializers.get(
             embeddings_initializer
             or keras.initializers.RandomNormal(stddev=hidden_dim**-0.5)
@@ -94,22 +104,30 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
             name="position_embedding",
         )
         self.dropout_layer = Dropout(dropout, dtype=self.dtype_policy)
+        self.logits_bias = None
 
     def build(self, token_ids_shape):
         self.token_embedding.build(token_ids_shape)
         self.position.build((*token_ids_shape, self.hidden_dim))
+        if self.output_bias and self.logits_bias is None:  # built once, if shared by two sides
+            self.logits_bias = self.add_weight(
+                shape=(self.vocabulary_size,), initializer="zeros", name="logits_bias")
 
     def call(self, token_ids, start_index=0, training=None):
         # An int8-quantized embedding returns float32 even under a mixed policy.
         embeddings = ops.cast(self.token_embedding(token_ids), self.compute_dtype)
-        embeddings = embeddings * ops.cast(math.sqrt(self.hidden_dim), embeddings.dtype)
+        if self.scale_embeddings:
+            embeddings = embeddings * ops.cast(math.sqrt(self.hidden_dim), embeddings.dtype)
         embeddings = embeddings + self.position(embeddings, start_index=start_index)
         return self.dropout_layer(embeddings, training=training)
 
     def logits(self, hidden):
         """`(..., hidden_dim)` states -> `(..., vocabulary_size)` float32 logits (the product
-        taken in the compute dtype)."""
-        return ops.cast(self.token_embedding(hidden, reverse=True), "float32")
+        taken in the compute dtype; the bias, if any, added in float32)."""
+        logits = ops.cast(self.token_embedding(hidden, reverse=True), "float32")
+        if self.logits_bias is not None:
+            logits = logits + ops.cast(self.logits_bias, "float32")
+        return logits
 
     def compute_output_shape(self, token_ids_shape):
         return (*token_ids_shape, self.hidden_dim)
@@ -124,4 +142,6 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
             "dropout": self.dropout,
             "tie_output": self.tie_output,
             "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
+            "scale_embeddings": self.scale_embeddings,
+            "output_bias": self.output_bias,
         }

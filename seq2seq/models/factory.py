@@ -24,5 +24,7 @@ def build_model(model_config, source_vocabulary_size, target_vocabulary_size):
         max_length=model_config.max_length,
         share_embeddings=model_config.share_embeddings,
         tie_output=model_config.tie_output,
+        scale_embeddings=model_config.scale_embeddings,
+        output_bias=model_config.output_bias,
         **options,
     )

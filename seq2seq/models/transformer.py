@@ -32,11 +32,13 @@ class Transformer(keras.Model):
         activation: feed-forward activation.
         norm_first: pre-norm layers (plus a final LayerNormalization after each stack) when
             True, post-norm (Vaswani et al.) when False.
-        position_embedding: "sinusoidal" or "learned".
+        position_embedding: "sinusoidal", "sinusoidal_halves" (Marian's layout) or "learned".
         max_length: longest source or target sequence (learned positions, decoding cache).
         share_embeddings: one token table for source and target (needs one joint vocabulary).
         tie_output: project decoder states to logits through the target token table.
         layer_norm_epsilon: epsilon of every LayerNormalization.
+        scale_embeddings: multiply token embeddings by `sqrt(hidden_dim)`.
+        output_bias: add a learned bias to the output logits.
         kernel_initializer: initializer of every projection kernel; default Glorot-uniform.
             Token tables are initialised N(0, hidden_dim ** -0.5) (see
             `TokenAndPositionEmbedding`); biases zero; LayerNormalization gamma one, beta zero.
@@ -77,6 +79,8 @@ class Transformer(keras.Model):
         tie_output=True,
         layer_norm_epsilon=1e-5,
         kernel_initializer="glorot_uniform",
+        scale_embeddings=True,
+        output_bias=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -103,20 +107,27 @@ class Transformer(keras.Model):
         self.tie_output = tie_output
         self.layer_norm_epsilon = layer_norm_epsilon
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.scale_embeddings = scale_embeddings
+        self.output_bias = output_bias
 
-        def embedding(vocabulary_size, name):
+        def embedding(vocabulary_size, name, output=False):
+            # Only the target's projects outputs: a source table of its own has no output
+            # matrix or bias (tie_weights keeps it from creating one).
             return TokenAndPositionEmbedding(
                 vocabulary_size,
                 hidden_dim,
                 max_length=max_length,
                 position_embedding=position_embedding,
                 dropout=dropout,
-                tie_output=tie_output,
+                tie_output=tie_output or not output,
+                scale_embeddings=scale_embeddings,
+                output_bias=output_bias and output,
                 dtype=self.dtype_policy,
                 name=name,
             )
 
-        self.target_embedding = embedding(target_vocabulary_size, "target_embedding")
+        self.target_embedding = embedding(target_vocabulary_size, "target_embedding",
+                                          output=True)
         self.source_embedding = (
             self.target_embedding
             if share_embeddings
@@ -366,4 +377,6 @@ class Transformer(keras.Model):
             "tie_output": self.tie_output,
             "layer_norm_epsilon": self.layer_norm_epsilon,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "scale_embeddings": self.scale_embeddings,
+            "output_bias": self.output_bias,
         }

@@ -9,9 +9,16 @@ than through keras-hub's tokenizer layers because those may take a non-TensorFlo
 a graph, and the export must contain TensorFlow and tensorflow-text ops only.
 
 Every tokenizer has the same special ids: pad 0, start 1, end 2, unknown 3.
+
+A SentencePiece tokenizer may also carry a vocabulary of its own (an imported Marian model's:
+its pieces in the order of the model's embedding rows, `seq2seq.convert.marian`). SentencePiece
+then only segments the text, and its piece ids are mapped onto the vocabulary's through two
+constant tables (a `tf.gather` each way), so an export still holds stock TensorFlow and
+tensorflow-text ops only.
 """
 
 import collections
+import hashlib
 import io
 import json
 import pathlib
@@ -37,23 +44,65 @@ class Tokenizer(tf.Module):
         kind: "sentencepiece" or "wordpiece".
         model: the serialized SentencePiece model (bytes), or the WordPiece vocabulary (a list
             of tokens whose first four are `WORDPIECE_SPECIALS`).
+        vocabulary: sentencepiece only: the pieces by id, when the ids are not SentencePiece's
+            own (the first four are the specials, by their ids); a piece that SentencePiece
+            does not know is never produced by `tokenize` and detokenizes as its unknown.
+        source_prefix: vocabulary tokens, space-separated, that `encode_sources` puts before
+            every source (`data.source_prefix`).
     """
 
-    def __init__(self, kind, model):
+    def __init__(self, kind, model, vocabulary=None, source_prefix=None):
         super().__init__(name=f"{kind}_tokenizer")
         if kind not in KINDS:
             raise ValueError(f"Unknown tokenizer {kind!r}; expected one of {', '.join(KINDS)}.")
+        if vocabulary is not None and kind != "sentencepiece":
+            raise ValueError(f"A vocabulary table is for a sentencepiece tokenizer, not {kind!r}.")
         self.kind = kind
         self.model = model
+        self.vocabulary = None if vocabulary is None else list(vocabulary)
         self._tokenizer = self._make_tokenizer()
-        if kind == "sentencepiece":
+        if kind == "wordpiece":
+            self.vocabulary_size = len(model)
+        elif vocabulary is None:
             self.vocabulary_size = int(self._tokenizer.vocab_size())
         else:
-            self.vocabulary_size = len(model)
+            self.vocabulary_size = len(self.vocabulary)
+            self._to_vocabulary, self._to_sentencepiece = _id_tables(model, self.vocabulary)
+        self.source_prefix = source_prefix
+        self._prefix_ids = tf.constant(self._token_ids((source_prefix or "").split()), tf.int32)
+
+    def _token_ids(self, tokens):
+        """The ids of vocabulary `tokens` (Python); an unknown one raises `ValueError`."""
+        if not tokens:
+            return []
+        if self.kind == "wordpiece":
+            index = {token: i for i, token in enumerate(self.model)}
+        elif self.vocabulary is not None:
+            index = {token: i for i, token in enumerate(self.vocabulary)}
+        else:
+            processor = spm.SentencePieceProcessor(model_proto=self.model)
+            index = {processor.id_to_piece(i): i for i in range(processor.get_piece_size())}
+        unknown = [token for token in tokens if token not in index]
+        if unknown:
+            raise ValueError(f"data.source_prefix={self.source_prefix!r}: {unknown[0]!r} is not "
+                             "a token of the source vocabulary; expected its tokens, e.g. "
+                             "the >>xxx<< target-language tokens of a multilingual model.")
+        return [index[token] for token in tokens]
+
+    def with_source_prefix(self, source_prefix):
+        """This tokenizer with `source_prefix` (or itself when that is already its prefix)."""
+        if source_prefix == self.source_prefix:
+            return self
+        return Tokenizer(self.kind, self.model, self.vocabulary, source_prefix)
 
     def _make_tokenizer(self):
         if self.kind == "sentencepiece":
-            return tf_text.SentencepieceTokenizer(model=self.model, out_type=tf.int32)
+            # Named by its model: a loaded SavedModel creates each SentencePiece resource under
+            # its op's name and shares one resource per name, so that two models created under
+            # the default name (a source and a target of their own) would both run the first.
+            digest = hashlib.sha256(self.model).hexdigest()[:16]
+            return tf_text.SentencepieceTokenizer(model=self.model, out_type=tf.int32,
+                                                  name=f"sentencepiece_{digest}")
         if list(self.model[:4]) != WORDPIECE_SPECIALS:
             raise ValueError(
                 f"A WordPiece vocabulary must start with {WORDPIECE_SPECIALS}, "
@@ -94,17 +143,24 @@ class Tokenizer(tf.Module):
         ids = self._run("tokenize", texts)
         if ids.shape.rank == 3:  # (batch, words, pieces) -> (batch, pieces)
             ids = ids.merge_dims(-2, -1)
-        return tf.cast(ids, tf.int32)
+        ids = tf.cast(ids, tf.int32)
+        if self.vocabulary is not None:
+            ids = tf.ragged.map_flat_values(tf.gather, self._to_vocabulary, ids)
+        return ids
 
     def encode_sources(self, texts, max_length=None):
         """`(batch,)` strings -> ragged int32 ids ending with the end id, as every source enters
         the encoder (training pairs, `translate()`, the export); cut to `max_length` ids (the
-        end id included) when given."""
+        end id included) when given; the `source_prefix` tokens come first."""
         ids = self.tokenize(texts)
+        rows, prefix = ids.nrows(), len(self._prefix_ids)
         if max_length is not None:
-            ids = ids[:, : max_length - 1]
-        end = tf.fill([ids.nrows(), 1], END_ID)
-        return tf.concat([ids, tf.RaggedTensor.from_tensor(end)], axis=1)
+            ids = ids[:, : max_length - 1 - prefix]
+        end = tf.RaggedTensor.from_tensor(tf.fill([rows, 1], END_ID))
+        if not prefix:
+            return tf.concat([ids, end], axis=1)
+        prefix_ids = tf.RaggedTensor.from_tensor(tf.tile(self._prefix_ids[None], [rows, 1]))
+        return tf.concat([prefix_ids, ids, end], axis=1)
 
     def detokenize(self, ids):
         """`(batch, length)` ids (dense or ragged) -> `(batch,)` strings.
@@ -118,25 +174,35 @@ class Tokenizer(tf.Module):
         before_end = tf.equal(tf.math.cumsum(tf.cast(tf.equal(ids, END_ID), tf.int32), axis=1), 0)
         keep = before_end & tf.not_equal(ids, PAD_ID) & tf.not_equal(ids, START_ID)
         ids = tf.ragged.boolean_mask(ids, keep)
+        if self.vocabulary is not None:
+            ids = tf.ragged.map_flat_values(tf.gather, self._to_sentencepiece, ids)
         return self._run("detokenize", ids)
 
     def id_to_token(self, ids):
         """Ids -> their subword strings, for inspection."""
         if self.kind == "wordpiece":
             return tf.gather(tf.constant(list(self.model)), ids)
+        if self.vocabulary is not None:
+            return tf.gather(tf.constant(self.vocabulary), ids)
         return self._run("id_to_string", ids)
 
     def save(self, directory):
-        """Writes `tokenizer.json` plus the model (`.model`) or vocabulary (`.vocab`)."""
+        """Writes `tokenizer.json` plus the model (`.model`) and/or vocabulary (`.vocab`, one
+        token a line, JSON-quoted where a token's text would not survive as a line)."""
         directory = pathlib.Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
+        meta = {"kind": self.kind, "vocabulary_size": self.vocabulary_size}
         if self.kind == "sentencepiece":
             (directory / "tokenizer.model").write_bytes(self.model)
-            file = "tokenizer.model"
+            meta["file"] = "tokenizer.model"
+            if self.vocabulary is not None:
+                meta["vocabulary"] = "tokenizer.vocab"
+                lines = "".join(json.dumps(token, ensure_ascii=False) + "\n"
+                                for token in self.vocabulary)
+                (directory / "tokenizer.vocab").write_text(lines, "utf-8")
         else:
             (directory / "tokenizer.vocab").write_text("\n".join(self.model) + "\n", "utf-8")
-            file = "tokenizer.vocab"
-        meta = {"kind": self.kind, "file": file, "vocabulary_size": self.vocabulary_size}
+            meta["file"] = "tokenizer.vocab"
         (directory / "tokenizer.json").write_text(json.dumps(meta, indent=2) + "\n")
 
     @classmethod
@@ -148,8 +214,26 @@ class Tokenizer(tf.Module):
         meta = json.loads(meta_file.read_text())
         path = directory / meta["file"]
         if meta["kind"] == "sentencepiece":
-            return cls("sentencepiece", path.read_bytes())
+            vocabulary = None
+            if "vocabulary" in meta:
+                lines = (directory / meta["vocabulary"]).read_text("utf-8").splitlines()
+                vocabulary = [json.loads(line) for line in lines]
+            return cls("sentencepiece", path.read_bytes(), vocabulary)
         return cls("wordpiece", path.read_text("utf-8").splitlines())
+
+
+def _id_tables(model, vocabulary):
+    """int32 constants `(sentencepiece id -> vocabulary id, vocabulary id -> sentencepiece id)`;
+    a piece missing on the other side maps to the unknown id there."""
+    processor = spm.SentencePieceProcessor(model_proto=model)
+    pieces = [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
+    index = {token: i for i, token in enumerate(vocabulary)}
+    to_vocabulary = [index.get(piece, UNK_ID) for piece in pieces]
+    # Where SentencePiece has no unknown piece (byte fallback aside, it always has), id 0.
+    unknown = max(processor.unk_id(), 0)
+    piece_ids = {piece: i for i, piece in enumerate(pieces)}
+    to_sentencepiece = [piece_ids.get(token, unknown) for token in vocabulary]
+    return tf.constant(to_vocabulary, tf.int32), tf.constant(to_sentencepiece, tf.int32)
 
 
 def characters_kept_from_normalization(texts, min_share=1e-4):

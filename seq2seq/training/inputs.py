@@ -49,7 +49,8 @@ def load_split(data, split):
 
 
 def load_tokenizers(data, directory):
-    """The `(source, target)` tokenizers saved in `directory` (a run's `tokenizer/`)."""
+    """The `(source, target)` tokenizers saved in `directory` (a run's `tokenizer/`), the
+    source's with `data.source_prefix`."""
     directory = pathlib.Path(directory)
     source_dir, target_dir = directory / "source", directory / "target"
     if not (source_dir / "tokenizer.json").exists():
@@ -58,8 +59,16 @@ def load_tokenizers(data, directory):
             "expected the tokenizer/ folder that `seq2seq train` writes into a run directory."
         )
     source = Tokenizer.load(source_dir)
-    target = Tokenizer.load(target_dir) if not data.joint_vocabulary else source
-    return source, target
+    # One vocabulary may still segment each side with its own model (an OPUS-MT model's
+    # source.spm and target.spm): the target's is read unless its files are the source's.
+    same = data.joint_vocabulary and (
+        not (target_dir / "tokenizer.json").exists() or _files(source_dir) == _files(target_dir))
+    target = source if same else Tokenizer.load(target_dir)
+    return source.with_source_prefix(data.source_prefix), target
+
+
+def _files(directory):
+    return {path.name: path.read_bytes() for path in sorted(directory.iterdir())}
 
 
 def tokenizers(data, train_pairs, directory):
@@ -83,7 +92,7 @@ def tokenizers(data, train_pairs, directory):
     source.save(partial / "source")
     target.save(partial / "target")
     partial.rename(directory)
-    return source, target
+    return source.with_source_prefix(data.source_prefix), target
 
 
 def describe_split(data, split):

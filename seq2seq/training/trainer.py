@@ -16,7 +16,7 @@ from seq2seq import atomic
 from seq2seq import config as config_lib
 from seq2seq.decoding.translator import Translator
 from seq2seq.models import build_model, sizes
-from seq2seq.run_directory import check_same_model, evaluate
+from seq2seq.run_directory import KEPT_FIELDS, check_same_model, evaluate
 from seq2seq.training import inputs
 from seq2seq.training.callbacks import (
     BudgetClock,
@@ -149,6 +149,43 @@ def _check_resumable(config, run_dir):
     return True
 
 
+# What a fine-tune takes from its base run where its own config leaves the field at the
+# default: the whole model, and what defines the vocabulary and how sources are written.
+BASE_FIELDS = (*(f"model.{f.name}" for f in dataclasses.fields(config_lib.ModelConfig)),
+               *(key for key in KEPT_FIELDS if key.startswith("data.")), "data.source_prefix")
+
+
+def _with_base_model(config, run_dir, print_fn):
+    """A fine-tune's config (`training.init_checkpoint`) with the base run's `BASE_FIELDS`
+    wherever it leaves them at their defaults, so that a fine-tuning config need not repeat
+    the base's architecture (an imported OPUS-MT model's, say); a field it sets to another
+    value than the base's is refused later (`check_same_model`). A resumed fine-tune reads
+    them from its own config.yaml, which holds them."""
+    if not config.training.init_checkpoint:
+        return config
+    own = run_dir / "config.yaml"
+    base = pathlib.Path(config.training.init_checkpoint) / "config.yaml"
+    resuming = own.exists() and tf.train.latest_checkpoint(str(checkpoint_directory(run_dir)))
+    source = own if resuming else base
+    if not source.exists():
+        return config  # _fine_tuning_base says what is missing
+    other, defaults = config_lib.load(source), config_lib.Config()
+    data = config.to_dict()
+    taken = []
+    for key in BASE_FIELDS:
+        theirs = config_lib.field_value(other, key)
+        default = config_lib.field_value(defaults, key)
+        if config_lib.field_value(config, key) == default and theirs != default:
+            section, field = key.split(".")
+            data[section][field] = theirs
+            taken.append(f"{key}={theirs!r}")
+    if not taken:
+        return config
+    print_fn(f"fine-tuning {'(resumed) ' if resuming else ''}with the base run's "
+             + ", ".join(taken))
+    return config_lib.from_dict(data, where=f"{config.training.init_checkpoint} (base run)")
+
+
 def _fine_tuning_base(config, run_dir):
     """Fine-tuning (`training.init_checkpoint`): the base run's config, after checking that
     its model is this config's and copying its tokenizer into `run_dir` (a vocabulary learned
@@ -203,8 +240,10 @@ def train(config, run_dir, print_fn=print):
     """Trains (or resumes) the run in `run_dir` for exactly `training.steps` steps (or until
     its time budget or early stopping ends it); returns the `Run`."""
     config_lib.check(config)
-    training = config.training
+    config_lib.check_training_data(config)
     run_dir = pathlib.Path(run_dir)
+    config = _with_base_model(config, run_dir, print_fn)
+    training = config.training
     resuming = _check_resumable(config, run_dir)
     strategy = get_distribution_strategy(training.strategy, training.tpu)
     # A resumed fine-tune has its weights and tokenizer: its base run is not read again.

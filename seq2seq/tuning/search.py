@@ -219,6 +219,7 @@ def tune(config, run_dir, print_fn=print):
         `{"best_config": path, "best_score": value, "trials": n, "failed": n}`.
     """
     config_lib.check_objective(config)
+    config_lib.check_training_data(config)
     run_dir = pathlib.Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     config_lib.save(config, run_dir / "config.yaml")

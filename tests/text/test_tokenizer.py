@@ -127,6 +127,50 @@ def test_tokenizer_runs_inside_a_graph():
     assert round_trip(tf.constant(["Insert - Field"])).numpy().tolist() == [b"Insert - Field"]
 
 
+def test_a_saved_model_keeps_a_source_and_a_target_sentencepiece_model_apart(tmp_path):
+    # A loaded SavedModel made one resource of two SentencePiece models created under the same
+    # op name: the target detokenized with the source's model (separate vocabularies).
+    source, target = train_tokenizers(TRAIN, joint=False, vocabulary_size=300)
+    module = tf.Module()
+    module.source, module.target = source, target
+    module.encode = tf.function(lambda texts: source.tokenize(texts).to_tensor(),
+                                input_signature=[tf.TensorSpec([None], tf.string)])
+    module.decode = tf.function(lambda ids: target.detokenize(ids),
+                                input_signature=[tf.TensorSpec([None, None], tf.int32)])
+    tf.saved_model.save(module, str(tmp_path / "saved"))
+    loaded = tf.saved_model.load(str(tmp_path / "saved"))
+    english, german = HELD_OUT[0]
+    german_ids = target.tokenize([german]).to_tensor()
+    assert loaded.decode(german_ids).numpy().tolist() == [german.encode("utf-8")]
+    assert loaded.encode([english]).numpy().tolist() == source.tokenize([english]).to_list()
+
+
+def test_a_vocabulary_of_its_own_maps_pieces_by_their_strings(tmp_path):
+    import sentencepiece as spm
+
+    model = train_tokenizer(TEXTS, vocabulary_size=300).model
+    processor = spm.SentencePieceProcessor(model_proto=model)
+    pieces = [processor.id_to_piece(i) for i in range(4, 300)]
+    # Another order, a token SentencePiece never writes, and a third of the pieces missing.
+    vocabulary = ["<pad>", "<s>", "</s>", "<unk>", ">>deu<<", *pieces[::-1][100:]]
+    tokenizer = Tokenizer("sentencepiece", model, vocabulary, source_prefix=">>deu<<")
+    tokenizer.save(tmp_path)
+    tokenizer = Tokenizer.load(tmp_path).with_source_prefix(">>deu<<")
+    assert tokenizer.vocabulary_size == len(vocabulary)
+    text = HELD_OUT[0][0]
+    expected = [vocabulary.index(p) if p in vocabulary else UNK_ID
+                for p in processor.encode(text, out_type=str)]
+    assert tokenizer.tokenize([text]).to_list() == [expected]
+    assert tokenizer.encode_sources([text], max_length=6).to_list() == [
+        [4, *expected[:4], END_ID]]
+    known = [i for i in expected if i != UNK_ID]
+    assert tokenizer.detokenize([known]).numpy()[0].decode() == processor.decode(
+        [processor.piece_to_id(vocabulary[i]) for i in known])
+    with pytest.raises(ValueError, match="data.source_prefix='>>fra<<': '>>fra<<' is not a "
+                                         "token of the source vocabulary"):
+        tokenizer.with_source_prefix(">>fra<<")
+
+
 @pytest.mark.parametrize("kind", ["sentencepiece", "wordpiece"])
 def test_save_and_load(tmp_path, kind):
     tokenizer = train_tokenizer(TEXTS[:200], kind=kind, vocabulary_size=400)

@@ -118,9 +118,11 @@ def test_bad_yaml_fields_and_sections(tmp_path):
 def test_every_packaged_recipe_loads_by_name_and_by_path():
     from seq2seq import recipes
 
-    assert recipes.names() == ["summarization", "translation", "translation_base", "tuning"]
+    assert recipes.names() == ["finetune_opus_mt", "summarization", "translation",
+                               "translation_base", "tuning"]
     tasks = {"summarization": "summarization", "translation": "translation",
-             "translation_base": "translation", "tuning": "translation"}
+             "translation_base": "translation", "tuning": "translation",
+             "finetune_opus_mt": "translation"}
     for name in recipes.names():
         by_name = config_lib.load(name)
         assert by_name.data.task == tasks[name]
@@ -138,7 +140,8 @@ def test_a_file_of_a_recipe_name_is_read_as_the_file(tmp_path, monkeypatch):
 def test_an_unknown_name_is_refused_with_the_recipes_there_are():
     with pytest.raises(FileNotFoundError, match=re.escape(
             "Config file translaton does not exist, and it is not a recipe's name; expected a "
-            "YAML file or one of summarization, translation, translation_base, tuning")):
+            "YAML file or one of finetune_opus_mt, summarization, translation, translation_base, "
+            "tuning")):
         config_lib.load("translaton")
 
 
@@ -153,7 +156,8 @@ def test_the_repository_recipes_are_wrappers_over_the_packaged_configs_only():
     for script in sorted(root.rglob("*.py")):
         (name,) = re.findall(r'^RECIPE = "(\w+)"$', script.read_text(), re.M)
         wrapped[script.relative_to(root).as_posix()] = name
-    assert wrapped == {"summarization/train.py": "summarization",
+    assert wrapped == {"finetune_opus_mt/train.py": "finetune_opus_mt",
+                       "summarization/train.py": "summarization",
                        "translation/train.py": "translation", "tuning/tune.py": "tuning"}
     assert set(wrapped.values()) == set(recipes.names()) - {"translation_base"}
 
@@ -185,13 +189,22 @@ def test_integral_numbers_are_taken_for_integer_fields():
         (["data.batch_tokens=100"], "data.batch_tokens=100 cannot hold one sequence of "
          "model.max_length + 1 = 129 tokens"),
         (["data.batch_tokens=null"], "data.batch_tokens and data.batch_size are both null"),
-        (["data.dataset=null"], "data.dataset=null and no data.train_file"),
         (["data.joint_vocabulary=false"], "model.share_embeddings=true needs one vocabulary"),
     ],
 )
 def test_rules_between_fields_are_checked_at_load(overrides, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         config_lib.load(None, overrides)
+
+
+def test_training_without_data_is_refused_before_anything_is_written(tmp_path):
+    # A config without data loads (an imported run has none); training it is refused.
+    from seq2seq.training import trainer
+
+    config = config_lib.load(None, ["data.dataset=null"])
+    with pytest.raises(ValueError, match=re.escape("data.dataset=null and no data.train_file")):
+        trainer.train(config, tmp_path / "run", print_fn=lambda *_: None)
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_tuning_objective_must_be_a_metric_of_the_task():
