@@ -79,6 +79,7 @@ def installed_wheel(tmp_path_factory):
     return python
 
 
+@pytest.mark.slow  # CI runs it apart (setup.cfg)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
 def test_notebook_runs_from_the_installed_wheel_outside_the_checkout(path, tmp_path,
                                                                      installed_wheel):

@@ -333,7 +333,7 @@ def _sentencepiece_type(model):
 def build(checkpoint, max_length=256, source_prefix=None):
     """`(config, model, source_tokenizer, target_tokenizer)` of a `MarianCheckpoint`: a float32
     `Transformer` holding its weights, permuted onto the toolkit's special ids."""
-    weights, options = dict(checkpoint.weights), checkpoint.options
+    weights = dict(checkpoint.weights)
     shared = "Wemb" in weights
     source_table = weights.pop("Wemb") if shared else weights.pop("encoder_Wemb")
     target_table = source_table if shared else weights.pop("decoder_Wemb")

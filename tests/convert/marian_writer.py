@@ -179,7 +179,8 @@ def write_huggingface(directory, weights, options, source_vocab, target_vocab, s
             if item.startswith("Wo_ln_"):
                 key = f"{prefix}.{module}_layer_norm.{'weight' if 'scale' in item else 'bias'}"
             else:
-                key = f"{prefix}.{module}.{hf_parts[item[1]]}.{'weight' if item[0] == 'W' else 'bias'}"
+                kind = "weight" if item[0] == "W" else "bias"
+                key = f"{prefix}.{module}.{hf_parts[item[1]]}.{kind}"
         elif item.startswith("ffn_ln_"):
             key = f"{prefix}.final_layer_norm.{'weight' if 'scale' in item else 'bias'}"
         else:

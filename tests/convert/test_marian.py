@@ -92,6 +92,7 @@ def our_outputs(run, strategy, **options):
     return [(strip_end(h["tokens"]), h["score"]) for h in hypotheses]
 
 
+@pytest.mark.slow  # CI runs it apart (setup.cfg)
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_an_imported_opus_mt_model_decodes_and_scores_as_ctranslate2(tmp_path, spm_models,
                                                                      variant):
@@ -125,6 +126,15 @@ def test_an_imported_opus_mt_model_decodes_and_scores_as_ctranslate2(tmp_path, s
     assert [len(row) for row in ours] == [len(row) for row in theirs]
     np.testing.assert_allclose(np.concatenate(ours), np.concatenate(theirs), atol=1e-4)
 
+    if variant == "shared_swish":  # a multilingual model's target-language token first
+        with pytest.raises(ValueError, match=r"data.source_prefix='>>xyz<<': '>>xyz<<' is not "
+                                             r"a token of the source vocabulary"):
+            load_run(tmp_path / "run", ["data.source_prefix=>>xyz<<"])
+        run = load_run(tmp_path / "run", [f"data.source_prefix={writer.LANGUAGE_TOKEN}"])
+        pieces = source_pieces(spm_models, SOURCES, prefix=[writer.LANGUAGE_TOKEN])
+        ours = our_outputs(run, "greedy")
+        assert [h[0] for h in ours] == [h[0] for h in ctranslate2_outputs(converted, pieces, 1)]
+
 
 def test_the_hugging_face_layout_of_the_same_weights_imports_to_the_same_model(tmp_path,
                                                                               spm_models):
@@ -143,24 +153,6 @@ def test_the_hugging_face_layout_of_the_same_weights_imports_to_the_same_model(t
     hf_config, marian_config = hf.config.to_dict(), marian.config.to_dict()
     assert hf_config["model"] == marian_config["model"]
     assert hf.translate(SOURCES[:5], "greedy") == marian.translate(SOURCES[:5], "greedy")
-
-
-def test_a_multilingual_target_token_goes_before_every_source(tmp_path, spm_models):
-    files = checkpoint(spm_models, shared=True, activation="swish")
-    opus = writer.write_marian(tmp_path / "opus", *files)
-    OpusMTConverter(str(opus)).convert(str(tmp_path / "ct2"))
-    import_marian(opus, tmp_path / "run", max_length=MAX_LENGTH,
-                  source_prefix=writer.LANGUAGE_TOKEN)
-    run = load_run(tmp_path / "run")
-    assert run.config.data.source_prefix == ">>deu<<"
-    ids = run.translator.encode_sources(SOURCES[:1]).numpy()[0]
-    assert run.source_tokenizer.vocabulary[ids[0]] == ">>deu<<"
-    pieces = source_pieces(spm_models, SOURCES, prefix=[">>deu<<"])
-    theirs = ctranslate2_outputs(ctranslate2.Translator(str(tmp_path / "ct2")), pieces, 1)
-    assert [t for t, _ in our_outputs(run, "greedy")] == [t for t, _ in theirs]
-    with pytest.raises(ValueError, match=r"data.source_prefix='>>xyz<<': '>>xyz<<' is not a "
-                                         r"token of the source vocabulary"):
-        load_run(tmp_path / "run", ["data.source_prefix=>>xyz<<"])
 
 
 @pytest.mark.parametrize("name, value, message", [
@@ -194,9 +186,12 @@ def test_an_imported_run_serves_and_fine_tunes_with_its_vocabulary(tmp_path, spm
     from tests.export.test_saved_model import serve
 
     files = checkpoint(spm_models, shared=True, activation="swish")
-    import_marian(writer.write_marian(tmp_path / "opus", *files), tmp_path / "opus_run",
-                  max_length=MAX_LENGTH)
+    assert main(["import-marian", str(writer.write_marian(tmp_path / "opus", *files)),
+                 str(tmp_path / "opus_run"), "--max-length", str(MAX_LENGTH),
+                 "--source-prefix", writer.LANGUAGE_TOKEN]) == 0
     run = load_run(tmp_path / "opus_run", ["decoding.beam_size=2", "export.controls=false"])
+    assert run.source_tokenizer.vocabulary[run.translator.encode_sources(
+        SOURCES[:1]).numpy()[0, 0]] == writer.LANGUAGE_TOKEN
     assert main(["export", str(tmp_path / "opus_run"), str(tmp_path / "served"),
                  "--set", "decoding.beam_size=2", "--set", "export.controls=false"]) == 0
     served = serve(tmp_path / "served" / "1", SOURCES[:4])
@@ -207,16 +202,19 @@ def test_an_imported_run_serves_and_fine_tunes_with_its_vocabulary(tmp_path, spm
     before = run.source_tokenizer.tokenize([sentence]).to_list()
     train_file = tmp_path / "mine.tsv"
     train_file.write_text("".join(f"{s}\t{t}\n" for s, t in writer.PAIRS[:64]), "utf-8")
+    held_out = tmp_path / "held_out.tsv"  # the validations and the test: a few pairs, quick
+    held_out.write_text("".join(f"{s}\t{t}\n" for s, t in writer.PAIRS[64:68]), "utf-8")
     command = ["train", "finetune_opus_mt", "--run-dir", str(tmp_path / "tuned"),
                "--set", f"training.init_checkpoint={tmp_path / 'opus_run'}",
-               "--set", f"data.train_file={train_file}", "--set", f"data.valid_file={train_file}",
-               "--set", f"data.test_file={train_file}", "--set", "training.eval_every=2",
+               "--set", f"data.train_file={train_file}", "--set", f"data.valid_file={held_out}",
+               "--set", f"data.test_file={held_out}", "--set", "training.eval_every=1",
                "--set", "training.valid_sentences=4", "--set", "data.batch_size=8",
                "--set", "export.enabled=false", "--set", "model.dropout=0.0"]
-    for steps in (2, 4):  # a fine-tune, then its resumption (from its own config.yaml)
+    for steps in (1, 2):  # a fine-tune, then its resumption (from its own config.yaml)
         keras.backend.clear_session()
         assert main([*command, "--set", f"training.steps={steps}"]) == 0
     tuned = load_run(tmp_path / "tuned")
+    assert tuned.config.data.source_prefix == writer.LANGUAGE_TOKEN
     assert tuned.config.model == config_lib.apply_overrides(
         run.config, ["model.dropout=0.0"]).model  # the base's architecture
     assert tuned.source_tokenizer.tokenize([sentence]).to_list() == before
@@ -224,5 +222,5 @@ def test_an_imported_run_serves_and_fine_tunes_with_its_vocabulary(tmp_path, spm
     moved = [not np.array_equal(np.asarray(a), np.asarray(b))
              for a, b in zip(tuned.model.weights, run.model.weights)]
     assert any(moved) and json.loads(
-        (tmp_path / "tuned" / "validation.jsonl").read_text().splitlines()[-1])["step"] == 4
+        (tmp_path / "tuned" / "validation.jsonl").read_text().splitlines()[-1])["step"] == 2
     assert tf.reduce_all(tuned.model.target_embedding.logits_bias[:2] < -99)

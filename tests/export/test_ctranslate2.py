@@ -82,6 +82,7 @@ def assert_length_limits_mean_the_same(run, converted):
         converted.translate(SOURCES[:1], coverage_penalty=0.2)
 
 
+@pytest.mark.slow  # CI runs it apart (setup.cfg)
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_both_runtimes_translate_token_for_token_alike(tmp_path, variant):
     run, converted = trained_run(tmp_path, variant)
