@@ -126,6 +126,15 @@ def test_an_imported_opus_mt_model_decodes_and_scores_as_ctranslate2(tmp_path, s
     assert [len(row) for row in ours] == [len(row) for row in theirs]
     np.testing.assert_allclose(np.concatenate(ours), np.concatenate(theirs), atol=1e-4)
 
+    # Our own CTranslate2 export of the imported run (its logits bias included) decodes alike.
+    from seq2seq.export.ctranslate2 import CTranslate2Translator, export_ctranslate2
+
+    exported = export_ctranslate2(run.model, run.source_tokenizer, run.target_tokenizer,
+                                  run.config, tmp_path / "exported")
+    options = dict(strategy="beam", beam_size=4, alpha=0.6, max_length=MAX_LENGTH)
+    assert CTranslate2Translator(exported).translate(SOURCES, **options) == run.translate(
+        SOURCES, **options)
+
     if variant == "shared_swish":  # a multilingual model's target-language token first
         with pytest.raises(ValueError, match=r"data.source_prefix='>>xyz<<': '>>xyz<<' is not "
                                              r"a token of the source vocabulary"):
