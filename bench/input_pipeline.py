@@ -9,7 +9,10 @@ threads): on a 2-core machine it is taken from the training step. Ends with one 
 `pipeline_examples_s`, `pipeline_tokens_s`, `pipeline_cpu_ms_per_batch`,
 `elementwise_examples_s`, `elementwise_cpu_ms_per_batch`, `train_examples_s`, `ratio`
 (pipeline examples/s over training examples/s; goal >= 10: the pipeline is never the
-bottleneck), and the one-off tokenization cost.
+bottleneck), and the one-off tokenization cost. `sampled_*` and `ratio_sampled`: the same
+pipeline with subword regularization on both sides (`data.subword_alpha: 0.1`: each batch
+segmented anew from its text by SentencePiece sampling), plus source noise (word dropout 0.1,
+blanking 0.1, shuffle distance 3).
 
     python bench/input_pipeline.py
 """
@@ -26,7 +29,10 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from seq2seq import datasets  # noqa: E402
+from seq2seq.data.noise import word_starts  # noqa: E402
 from seq2seq.data.pipeline import (  # noqa: E402
+    Resampling,
+    SourceNoise,
     bucket_batch_sizes,
     bucket_boundaries,
     encode_pairs,
@@ -80,8 +86,13 @@ def main():
         [s for p in pairs[:20000] for s in p], vocabulary_size=args.vocabulary
     )
     start = time.perf_counter()
-    sources, targets, _ = encode_pairs(pairs, tokenizer, tokenizer, args.max_length)
+    sources, targets, _, kept = encode_pairs(pairs, tokenizer, tokenizer, args.max_length,
+                                             return_kept=True)
     tokenize_s = time.perf_counter() - start
+    kept_pairs = [p for p, k in zip(pairs, kept.numpy()) if k]
+    resample = Resampling([s for s, _ in kept_pairs], [t for _, t in kept_pairs],
+                          tokenizer.sampled(0.1), tokenizer.sampled(0.1))
+    noise = SourceNoise(word_starts(tokenizer), drop=0.1, blank=0.1, shuffle_distance=3)
     dataset = make_dataset(
         sources, targets, batch_tokens=args.batch_tokens, max_length=args.max_length, repeat=True
     )
@@ -99,7 +110,7 @@ def main():
 
     epoch_examples = int(sources.nrows())
     figures = {name: dict(examples=0, tokens=0.0, batches=0, seconds=0.0, cpu_seconds=0.0)
-               for name in ("pipeline", "elementwise")}
+               for name in ("pipeline", "elementwise", "sampled")}
     pipeline, elementwise = figures["pipeline"], figures["elementwise"]
     train = {"examples": 0, "seconds": 0.0}
     for round_ in range(args.rounds):
@@ -107,6 +118,9 @@ def main():
                                max_length=args.max_length, seed=round_), pipeline)
         one_epoch(elementwise_dataset(sources, targets, args.batch_tokens, args.max_length,
                                       seed=round_), elementwise)
+        one_epoch(make_dataset(sources, targets, batch_tokens=args.batch_tokens,
+                               max_length=args.max_length, seed=round_, noise=noise,
+                               resample=resample), figures["sampled"])
         assert pipeline["examples"] == elementwise["examples"] == epoch_examples * (round_ + 1)
 
         start = time.perf_counter()
@@ -131,6 +145,12 @@ def main():
             1000 * elementwise["cpu_seconds"] / elementwise["batches"], 2),
         "train_examples_s": round(train_examples_s, 1),
         "ratio": round(pipeline_examples_s / train_examples_s, 1),
+        "sampled_examples_s": round(
+            figures["sampled"]["examples"] / figures["sampled"]["seconds"], 1),
+        "sampled_cpu_ms_per_batch": round(
+            1000 * figures["sampled"]["cpu_seconds"] / figures["sampled"]["batches"], 2),
+        "ratio_sampled": round(
+            figures["sampled"]["examples"] / figures["sampled"]["seconds"] / train_examples_s, 1),
     }))
 
 

@@ -66,6 +66,15 @@ class DataConfig:
     batch_size: Optional[int] = None  # fixed examples per batch instead of a token budget
     static_shapes: bool = False  # pad batches to max_length (always on for multi_worker, tpu)
     shuffle_seed: int = 0  # seed of the per-epoch shuffle
+    # Source noise in training (seq2seq.data.noise), on each batch, seeded by shuffle_seed:
+    noise_drop: float = 0.0  # word dropout: the share of source words dropped
+    noise_blank: float = 0.0  # word blanking: the share replaced by one unknown token
+    noise_shuffle_distance: int = 0  # local shuffle: how far a word may move (0: none)
+    # Subword regularization (sentencepiece): a segmentation sampled for each training batch;
+    # the unigram model's smoothing alpha (e.g. 0.1), or the BPE-dropout rate; None: off.
+    subword_alpha: Optional[float] = None
+    subword_nbest_size: int = -1  # unigram: sample among the n best segmentations (-1: all)
+    subword_targets: bool = False  # sample the targets' segmentations too
 
 
 @dataclasses.dataclass
@@ -234,6 +243,11 @@ RANGES = {
     "data.tokenizer_train_pairs": _COUNT,
     "data.batch_tokens": _COUNT,
     "data.batch_size": _COUNT,
+    "data.noise_drop": _RATE,
+    "data.noise_blank": _RATE,
+    "data.noise_shuffle_distance": _NON_NEGATIVE,
+    "data.subword_alpha": Bounds(0, 1, open_low=True),
+    "data.subword_nbest_size": Bounds(-1),
     "training.steps": _COUNT,
     "training.time_budget_minutes": _POSITIVE,
     "training.eval_every": _COUNT,
@@ -394,6 +408,17 @@ def _check_together(config, where):
         refuse(f"data.batch_tokens={data.batch_tokens} cannot hold one sequence of "
                f"model.max_length + 1 = {model.max_length + 1} tokens; expected "
                f"data.batch_tokens >= {model.max_length + 1}.")
+    if data.subword_alpha is not None and data.tokenizer != "sentencepiece":
+        refuse(f"data.subword_alpha={data.subword_alpha} with data.tokenizer="
+               f"{data.tokenizer!r}: sampled segmentations are SentencePiece's; expected "
+               "data.tokenizer='sentencepiece' or data.subword_alpha=null.")
+    noise = [k for k in ("noise_drop", "noise_blank", "noise_shuffle_distance")
+             if getattr(data, k)]
+    if noise and data.source_prefix:
+        # The noise would drop or move the prefix's tokens like words of the text.
+        refuse(f"data.{noise[0]}={getattr(data, noise[0])} with data.source_prefix="
+               f"{data.source_prefix!r}: source noise would move the prefix; expected no noise "
+               "with a source prefix.")
     if model.share_embeddings and not data.joint_vocabulary:
         refuse("model.share_embeddings=true needs one vocabulary for source and target; "
                "expected data.joint_vocabulary=true or model.share_embeddings=false.")

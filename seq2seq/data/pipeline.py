@@ -9,10 +9,12 @@ loss ignores padding without a masked loss of its own.
 import numpy as np
 import tensorflow as tf
 
+from seq2seq.data.noise import add_noise
 from seq2seq.text.tokenizer import END_ID, START_ID
 
 
-def encode_pairs(pairs, source_tokenizer, target_tokenizer, max_length, max_source_length=None):
+def encode_pairs(pairs, source_tokenizer, target_tokenizer, max_length, max_source_length=None,
+                 return_kept=False):
     """Tokenizes all pairs in one batched call and drops those longer than `max_length`.
 
     With `max_source_length` (at most `max_length`), longer sources are cut to that many
@@ -21,7 +23,8 @@ def encode_pairs(pairs, source_tokenizer, target_tokenizer, max_length, max_sour
 
     Returns:
         `(source_ids, target_ids, dropped)`: ragged int32 tensors of the kept pairs (source
-        ending with the end id, target without start or end) and the number dropped.
+        ending with the end id, target without start or end) and the number dropped; with
+        `return_kept`, also the bool `(pairs,)` mask of the pairs kept.
     """
     if not pairs:
         raise ValueError("encode_pairs received no pairs.")
@@ -34,11 +37,12 @@ def encode_pairs(pairs, source_tokenizer, target_tokenizer, max_length, max_sour
     targets = target_tokenizer.tokenize([t for _, t in pairs])
     # +1: the start id (target_in) or end id (target_out) each side gains.
     keep = (sources.row_lengths() <= max_length) & (targets.row_lengths() + 1 <= max_length)
-    return (
+    encoded = (
         tf.ragged.boolean_mask(sources, keep),
         tf.ragged.boolean_mask(targets, keep),
         int(tf.reduce_sum(tf.cast(~keep, tf.int32))),
     )
+    return (*encoded, keep) if return_kept else encoded
 
 
 def teacher_forcing(source, target):
@@ -81,6 +85,8 @@ def make_dataset(
     seed=0,
     repeat=False,
     static_shapes=False,
+    noise=None,
+    resample=None,
 ):
     """Batches of encoded pairs.
 
@@ -107,6 +113,12 @@ def make_dataset(
             batch, for TPUs and multi-worker training, which need every batch (on every
             worker) to have the same shape. With `batch_tokens`, the batch size is
             `batch_tokens // max_length`.
+        noise: None, or a `SourceNoise`: each batch's sources are noised
+            (`seq2seq.data.noise.add_noise`), seeded by `(seed, epoch, batch)`.
+        resample: None, or a `Resampling`: each batch's sources (and targets) are segmented
+            anew from their text by a sampling tokenizer (subword regularization). Batches are
+            planned by the one-best lengths; a row whose sample is longer than `max_length`
+            keeps its one-best ids.
 
     Returns:
         A `tf.data.Dataset` of `((source, target_in), target_out, sample_weight)`.
@@ -138,9 +150,15 @@ def make_dataset(
     epochs = tf.data.Dataset.counter() if repeat else tf.data.Dataset.range(1)
     dataset = epochs.flat_map(plan.batches)
 
-    def batch(rows):
-        source = tf.gather(source_ids, rows).to_tensor()
-        target = tf.gather(target_ids, rows).to_tensor()
+    def batch(noise_seed, rows):
+        source = tf.gather(source_ids, rows)
+        target = tf.gather(target_ids, rows)
+        if resample is not None:
+            source, target = resample.batch(rows, source, target, max_length)
+        source, target = source.to_tensor(), target.to_tensor()
+        if noise is not None:
+            source = add_noise(source, noise.starts, noise_seed, noise.drop, noise.blank,
+                               noise.shuffle_distance)
         if static_shapes:
             # Sources hold at most max_length ids; targets at most max_length - 1 (+1 start/end).
             source = _pad_to(source, max_length)
@@ -148,6 +166,53 @@ def make_dataset(
         return teacher_forcing(source, target)
 
     return dataset.map(batch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+class SourceNoise:
+    """What `make_dataset` does to training sources (`seq2seq.data.noise`): the word-start
+    table of the source vocabulary, and the rates."""
+
+    def __init__(self, starts, drop=0.0, blank=0.0, shuffle_distance=0):
+        self.starts = starts
+        self.drop, self.blank, self.shuffle_distance = drop, blank, shuffle_distance
+
+
+class Resampling:
+    """Sampled segmentations of each batch (`make_dataset`): the texts of the encoded pairs, in
+    their order, and the sampling tokenizers (`Tokenizer.sampled`; None keeps that side's
+    one-best ids)."""
+
+    def __init__(self, source_texts, target_texts, source=None, target=None,
+                 max_source_length=None):
+        self.source_texts = tf.constant(source_texts, tf.string)
+        self.target_texts = tf.constant(target_texts, tf.string)
+        self.source, self.target = source, target
+        self.max_source_length = max_source_length
+
+    def batch(self, rows, source, target, max_length):
+        """Ragged `(source, target)` ids of `rows`, sampled where a tokenizer is given; a row
+        whose sample is longer than `max_length` (or `max_length - 1`, targets) keeps its
+        one-best ids."""
+        if self.source is not None:
+            texts = tf.gather(self.source_texts, rows)
+            if self.max_source_length:  # sources are cut anyway (summarization)
+                source = self.source.encode_sources(texts, self.max_source_length)
+            else:
+                source = _within(self.source.encode_sources(texts), source, max_length)
+        if self.target is not None:
+            target = _within(self.target.tokenize(tf.gather(self.target_texts, rows)), target,
+                             max_length - 1)
+        return source, target
+
+
+def _within(sampled, one_best, limit):
+    """Rows of ragged `sampled` ids, or of `one_best` where a sampled row exceeds `limit`."""
+    sampled, one_best = sampled.to_tensor(), one_best.to_tensor()
+    width = tf.maximum(tf.shape(sampled)[1], tf.shape(one_best)[1])
+    pad = lambda x: tf.pad(x, [[0, 0], [0, width - tf.shape(x)[1]]])  # noqa: E731
+    too_long = tf.reduce_sum(tf.cast(sampled != 0, tf.int32), axis=1) > limit
+    return tf.RaggedTensor.from_tensor(tf.where(too_long[:, None], pad(one_best), pad(sampled)),
+                                       padding=0)
 
 
 def _pad_to(ids, length):
@@ -195,9 +260,13 @@ class _EpochPlan:
             )
             batches = tf.gather(batches, order)
         values = batches.values
+        # Each batch's noise seed: the shuffle seed and the epoch, and the batch's number.
+        numbers = tf.range(batches.nrows())
+        noise_seeds = tf.stack([tf.fill(tf.shape(numbers), self._seed(epoch, 2)[0] * 1000003
+                                        + epoch), numbers], axis=1)
         return tf.data.Dataset.from_tensor_slices(
-            (batches.row_starts(), batches.row_limits())
-        ).map(lambda start, limit: values[start:limit])
+            (noise_seeds, batches.row_starts(), batches.row_limits())
+        ).map(lambda noise_seed, start, limit: (noise_seed, values[start:limit]))
 
     def _seed(self, epoch, stream):
         return tf.stack([tf.cast(self.seed, tf.int64), epoch * 2 + stream])

@@ -49,9 +49,12 @@ class Tokenizer(tf.Module):
             does not know is never produced by `tokenize` and detokenizes as its unknown.
         source_prefix: vocabulary tokens, space-separated, that `encode_sources` puts before
             every source (`data.source_prefix`).
+        sampling: sentencepiece only: `(alpha, nbest_size)` to sample a segmentation at each
+            call (subword regularization: unigram sampling, or BPE-dropout at rate alpha for a
+            BPE model; see `sampled`); None: the one best segmentation.
     """
 
-    def __init__(self, kind, model, vocabulary=None, source_prefix=None):
+    def __init__(self, kind, model, vocabulary=None, source_prefix=None, sampling=None):
         super().__init__(name=f"{kind}_tokenizer")
         if kind not in KINDS:
             raise ValueError(f"Unknown tokenizer {kind!r}; expected one of {', '.join(KINDS)}.")
@@ -60,6 +63,9 @@ class Tokenizer(tf.Module):
         self.kind = kind
         self.model = model
         self.vocabulary = None if vocabulary is None else list(vocabulary)
+        if sampling is not None and kind != "sentencepiece":
+            raise ValueError(f"Sampled segmentations are SentencePiece's, not {kind!r}'s.")
+        self.sampling = sampling
         self._tokenizer = self._make_tokenizer()
         if kind == "wordpiece":
             self.vocabulary_size = len(model)
@@ -93,7 +99,15 @@ class Tokenizer(tf.Module):
         """This tokenizer with `source_prefix` (or itself when that is already its prefix)."""
         if source_prefix == self.source_prefix:
             return self
-        return Tokenizer(self.kind, self.model, self.vocabulary, source_prefix)
+        return Tokenizer(self.kind, self.model, self.vocabulary, source_prefix, self.sampling)
+
+    def sampled(self, alpha, nbest_size=-1):
+        """This tokenizer drawing a segmentation at each call (Kudo, 2018): for a unigram model
+        among the `nbest_size` best (-1: all) with probabilities ** `alpha`; for a BPE model,
+        each merge dropped with probability `alpha` (BPE-dropout, Provilkov et al., 2020). The
+        draws are SentencePiece's own, not seeded."""
+        return Tokenizer(self.kind, self.model, self.vocabulary, self.source_prefix,
+                         (alpha, nbest_size))
 
     def _make_tokenizer(self):
         if self.kind == "sentencepiece":
@@ -101,8 +115,10 @@ class Tokenizer(tf.Module):
             # its op's name and shares one resource per name, so that two models created under
             # the default name (a source and a target of their own) would both run the first.
             digest = hashlib.sha256(self.model).hexdigest()[:16]
-            return tf_text.SentencepieceTokenizer(model=self.model, out_type=tf.int32,
-                                                  name=f"sentencepiece_{digest}")
+            alpha, nbest_size = self.sampling or (1.0, 0)
+            return tf_text.SentencepieceTokenizer(
+                model=self.model, out_type=tf.int32, nbest_size=nbest_size, alpha=alpha,
+                name=f"sentencepiece_{digest}{'_sampled' if self.sampling else ''}")
         if list(self.model[:4]) != WORDPIECE_SPECIALS:
             raise ValueError(
                 f"A WordPiece vocabulary must start with {WORDPIECE_SPECIALS}, "

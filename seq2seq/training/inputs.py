@@ -5,7 +5,8 @@ import shutil
 
 from seq2seq import datasets
 from seq2seq.data import readers
-from seq2seq.data.pipeline import encode_pairs, make_dataset
+from seq2seq.data.noise import word_starts
+from seq2seq.data.pipeline import Resampling, SourceNoise, encode_pairs, make_dataset
 from seq2seq.text import sentences
 from seq2seq.text.tokenizer import Tokenizer, train_tokenizer
 
@@ -108,8 +109,9 @@ def train_dataset(data, train_pairs, source_tokenizer, target_tokenizer, max_len
 
     Pairs longer than `max_length` tokens are dropped and their share printed; a split with
     none left is refused (an empty epoch would repeat forever)."""
-    sources, targets, dropped = encode_pairs(
-        train_pairs, source_tokenizer, target_tokenizer, max_length, data.max_source_length
+    sources, targets, dropped, kept = encode_pairs(
+        train_pairs, source_tokenizer, target_tokenizer, max_length, data.max_source_length,
+        return_kept=True,
     )
     limit = (f"model.max_length={max_length} tokens"
              + (" (targets; sources cut to data.max_source_length)"
@@ -123,6 +125,19 @@ def train_dataset(data, train_pairs, source_tokenizer, target_tokenizer, max_len
     if dropped:
         print_fn(f"dropped {dropped} of {len(train_pairs)} training pairs "
                  f"({100 * dropped / len(train_pairs):.1f}%) longer than {limit}")
+    noise = None
+    if data.noise_drop or data.noise_blank or data.noise_shuffle_distance:
+        noise = SourceNoise(word_starts(source_tokenizer), data.noise_drop, data.noise_blank,
+                            data.noise_shuffle_distance)
+    resample = None
+    if data.subword_alpha is not None:
+        kept_pairs = [pair for pair, keep in zip(train_pairs, kept.numpy()) if keep]
+        sample = lambda tokenizer: tokenizer.sampled(  # noqa: E731
+            data.subword_alpha, data.subword_nbest_size)
+        resample = Resampling([s for s, _ in kept_pairs], [t for _, t in kept_pairs],
+                              sample(source_tokenizer),
+                              sample(target_tokenizer) if data.subword_targets else None,
+                              data.max_source_length)
     dataset = make_dataset(
         sources,
         targets,
@@ -132,5 +147,7 @@ def train_dataset(data, train_pairs, source_tokenizer, target_tokenizer, max_len
         seed=data.shuffle_seed,
         repeat=True,
         static_shapes=static_shapes or data.static_shapes,
+        noise=noise,
+        resample=resample,
     )
     return dataset.skip(skip) if skip else dataset

@@ -139,7 +139,7 @@ def test_an_epoch_plan_cuts_each_bucket_into_batches_in_order(drop_partial, expe
     buckets = tf.constant([0, 1, 0, 1, 1, 0, 1], tf.int64)
     plan = _EpochPlan(buckets, tf.constant([2, 2], tf.int64), shuffle=False, seed=0,
                       drop_partial=drop_partial)
-    batches = [rows.numpy().tolist() for rows in plan.batches(tf.constant(0, tf.int64))]
+    batches = [rows.numpy().tolist() for _, rows in plan.batches(tf.constant(0, tf.int64))]
     assert batches == expected
 
 

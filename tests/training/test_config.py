@@ -190,6 +190,10 @@ def test_integral_numbers_are_taken_for_integer_fields():
          "model.max_length + 1 = 129 tokens"),
         (["data.batch_tokens=null"], "data.batch_tokens and data.batch_size are both null"),
         (["data.joint_vocabulary=false"], "model.share_embeddings=true needs one vocabulary"),
+        (["data.tokenizer=wordpiece", "data.subword_alpha=0.1"], "data.subword_alpha=0.1 with "
+         "data.tokenizer='wordpiece': sampled segmentations are SentencePiece's"),
+        (["data.source_prefix=>>deu<<", "data.noise_drop=0.1"], "data.noise_drop=0.1 with "
+         "data.source_prefix='>>deu<<': source noise would move the prefix"),
     ],
 )
 def test_rules_between_fields_are_checked_at_load(overrides, message):

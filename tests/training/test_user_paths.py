@@ -245,3 +245,19 @@ def test_a_run_stopped_early_stays_finished_and_its_counter_resumes(tmp_path):
                            tmp_path / "run")
     assert lines[-1] == "training already finished at step 6 (early stopping)"
     assert int(resumed.checkpoints.bad_validations.numpy()) == 2
+
+
+def test_augmented_training_samples_and_noises_only_the_training_batches(tmp_path):
+    # Subword regularization on both sides and source noise: training runs on them, while
+    # validation, test and the run opened for inference segment and read sources as they are.
+    augmented = ["data.subword_alpha=0.2", "data.subword_targets=true", "data.noise_drop=0.1",
+                 "data.noise_blank=0.1", "data.noise_shuffle_distance=3"]
+    run, _ = train(tiny(user_tsv(tmp_path), *augmented, "training.steps=2",
+                        "training.eval_every=2"), tmp_path / "run")
+    assert run.source_tokenizer.sampling is None and run.target_tokenizer.sampling is None
+    opened = load_run(tmp_path / "run")
+    assert opened.config.data.subword_alpha == 0.2
+    assert opened.source_tokenizer.sampling is None
+    text = ["Choose Tools - Options."]
+    assert all(opened.source_tokenizer.tokenize(text).to_list() == opened.source_tokenizer
+               .tokenize(text).to_list() for _ in range(3))
