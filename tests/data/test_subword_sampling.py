@@ -2,7 +2,6 @@
 all detokenize to the text; none when it is off."""
 
 import pytest
-import tensorflow as tf
 
 from seq2seq.data.pipeline import Resampling, encode_pairs, make_dataset
 from seq2seq.data.readers import read_tsv
