@@ -262,8 +262,8 @@ class _EpochPlan:
         values = batches.values
         # Each batch's noise seed: the shuffle seed and the epoch, and the batch's number.
         numbers = tf.range(batches.nrows())
-        noise_seeds = tf.stack([tf.fill(tf.shape(numbers), self._seed(epoch, 2)[0] * 1000003
-                                        + epoch), numbers], axis=1)
+        stream = tf.cast(self.seed, tf.int64) * 1_000_003 + epoch
+        noise_seeds = tf.stack([tf.fill(tf.shape(numbers), stream), numbers], axis=1)
         return tf.data.Dataset.from_tensor_slices(
             (noise_seeds, batches.row_starts(), batches.row_limits())
         ).map(lambda noise_seed, start, limit: (noise_seed, values[start:limit]))
