@@ -63,13 +63,16 @@ def load_tokenizers(data, directory):
     # One vocabulary may still segment each side with its own model (an OPUS-MT model's
     # source.spm and target.spm): the target's is read unless its files are the source's.
     same = data.joint_vocabulary and (
-        not (target_dir / "tokenizer.json").exists() or _files(source_dir) == _files(target_dir))
+        not (target_dir / "tokenizer.json").exists()
+        or directory_files(source_dir) == directory_files(target_dir))
     target = source if same else Tokenizer.load(target_dir)
     return source.with_source_prefix(data.source_prefix), target
 
 
-def _files(directory):
-    return {path.name: path.read_bytes() for path in sorted(directory.iterdir())}
+def directory_files(directory):
+    """`{relative path: bytes}` of the files under `directory` (tokenizer folders compared)."""
+    return {str(p.relative_to(directory)): p.read_bytes()
+            for p in sorted(pathlib.Path(directory).rglob("*")) if p.is_file()}
 
 
 def tokenizers(data, train_pairs, directory):

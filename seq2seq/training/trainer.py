@@ -201,7 +201,7 @@ def _fine_tuning_base(config, run_dir):
     check_same_model(base_config, config, base, instead=f"another {where}")
     tokenizer, base_tokenizer = run_dir / "tokenizer", base / "tokenizer"
     if tokenizer.exists():
-        if _files(tokenizer) != _files(base_tokenizer):
+        if inputs.directory_files(tokenizer) != inputs.directory_files(base_tokenizer):
             raise ValueError(
                 f"{tokenizer} is not the tokenizer of {where}: a fine-tune keeps its base "
                 "run's vocabulary; expected a new --run-dir, or the training.init_checkpoint "
@@ -213,12 +213,6 @@ def _fine_tuning_base(config, run_dir):
         shutil.copytree(base_tokenizer, partial)
         partial.rename(tokenizer)
     return base, base_config
-
-
-def _files(directory):
-    """`{relative path: bytes}` of the files under `directory`."""
-    return {str(p.relative_to(directory)): p.read_bytes()
-            for p in sorted(pathlib.Path(directory).rglob("*")) if p.is_file()}
 
 
 def _freeze_encoder(model, print_fn):
