@@ -8,6 +8,8 @@
     seq2seq export DIR OUT_DIR
     seq2seq tune CONFIG.yaml --run-dir DIR
     seq2seq import-marian MODEL_DIR RUN_DIR [--max-length N] [--source-prefix ">>deu<<"]
+    seq2seq backtranslate RUN_DIR MONO.txt OUT.tsv [--strategy sampling] [--limit N]
+                          [--max-minutes M]
 """
 
 import argparse
@@ -232,6 +234,25 @@ def _import_marian(args):
     _print(f"imported {args.model_dir} into {run_dir}")
 
 
+def _backtranslate(args):
+    # Everything is checked before anything is translated: the run, the text file, the output.
+    from seq2seq.data import readers
+    from seq2seq.data.backtranslation import backtranslate, write_tsv
+
+    out = pathlib.Path(args.output)
+    if out.is_dir() or not out.parent.is_dir():
+        raise ValueError(f"OUT.tsv={args.output!r}; expected a file path in an existing "
+                         "directory.")
+    texts = readers.read_texts(args.texts)[: args.limit]
+    overrides = [*args.set, *([f"decoding.strategy={args.strategy}"] if args.strategy else [])]
+    run = _open_run(argparse.Namespace(run_dir=args.run_dir, set=overrides))
+    pairs, skipped = backtranslate(run.translator, texts, max_minutes=args.max_minutes,
+                                   print_fn=_print_to_stderr)
+    write_tsv(out, pairs)
+    _print(json.dumps({"pairs": len(pairs), "texts": len(texts), "empty_skipped": skipped,
+                       "output": str(out)}))
+
+
 def _demo(args):
     """Trains a tiny Transformer to reverse digit strings and reports its token accuracy."""
     import keras
@@ -350,6 +371,19 @@ def build_parser():
     marian.add_argument("--source-prefix", help='data.source_prefix: the target-language token '
                                                 'of a multilingual model, e.g. ">>deu<<"')
     marian.set_defaults(run=_import_marian)
+
+    back = with_overrides(commands.add_parser(
+        "backtranslate", help="monolingual target-language text -> synthetic training pairs"))
+    back.add_argument("run_dir", help="a run of the reverse direction (target -> source)")
+    back.add_argument("texts", help="target-language text, one text a line (plain or .gz)")
+    back.add_argument("output", help="the TSV to write: translation<TAB>text, a line a text")
+    back.add_argument("--strategy", choices=["beam", "greedy", "sampling"],
+                      help="decoding.strategy (default the run's); sampling takes "
+                           "decoding.top_k, top_p, temperature, seed from --set")
+    back.add_argument("--limit", type=_positive_int, help="the first N texts only")
+    back.add_argument("--max-minutes", type=float,
+                      help="stop after about this many minutes, keeping the texts done")
+    back.set_defaults(run=_backtranslate)
 
     listing = commands.add_parser("recipes", help="the packaged recipes, one line each")
     listing.set_defaults(run=_recipes)

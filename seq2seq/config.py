@@ -39,13 +39,16 @@ class ModelConfig:
 
 @dataclasses.dataclass
 class DataConfig:
-    task: str = "translation"  # translation (BLEU/chrF) or summarization (ROUGE)
+    # translation (BLEU/chrF), summarization (ROUGE), or denoising: pretraining on monolingual
+    # text, rebuilt from a corrupted copy (seq2seq.data.denoising; BLEU/chrF of the rebuilt text)
+    task: str = "translation"
     dataset: Optional[str] = "libreoffice-help"  # bundled dataset name, or None to use files
     dataset_config: Optional[str] = None  # e.g. en-de; None: the dataset's default
     train_file: Optional[str] = None  # TSV / JSONL file(s) when dataset is None
     valid_file: Optional[str] = None  # validation file when dataset is None
     test_file: Optional[str] = None  # test file when dataset is None
-    format: str = "tsv"  # tsv or jsonl (files only)
+    format: str = "tsv"  # tsv, jsonl, or text (denoising: one text a line) (files only)
+    reverse: bool = False  # swap sources and targets (a de-en model from en-de pairs)
     source_field: str = "source"  # JSONL field of the source
     target_field: str = "target"  # JSONL field of the target
     on_error: str = "skip"  # malformed lines: skip (counted, one warning) or error
@@ -75,6 +78,19 @@ class DataConfig:
     subword_alpha: Optional[float] = None
     subword_nbest_size: int = -1  # unigram: sample among the n best segmentations (-1: all)
     subword_targets: bool = False  # sample the targets' segmentations too
+    # Denoising (data.task: denoising): the texts are data.dataset's (a monolingual one, or both
+    # sides of a parallel one) or data.train_file's; each batch's sources are corrupted anew.
+    mask_ratio: float = 0.3  # the expected share of tokens masked, in spans, one <mask> a span
+    mask_span_lambda: float = 3.0  # the mean span length (Poisson)
+    permute_sentences: bool = True  # shuffle the sentences of each text
+    # Synthetic pairs mixed into training (back-translation: `seq2seq backtranslate`):
+    synthetic_file: Optional[str] = None  # a TSV / JSONL file (data.format) of synthetic pairs
+    # Synthetic pairs per real training pair: the file's pairs in a seeded order, cut or
+    # repeated to that many, shuffled in with the real ones; None: each synthetic pair once.
+    synthetic_ratio: Optional[float] = None
+    # A token put before every synthetic source (tagged back-translation), so that the model
+    # can tell them apart; a reserved token of the vocabulary (learned with it). None: none.
+    synthetic_tag: Optional[str] = None
 
 
 @dataclasses.dataclass
@@ -248,6 +264,9 @@ RANGES = {
     "data.noise_shuffle_distance": _NON_NEGATIVE,
     "data.subword_alpha": Bounds(0, 1, open_low=True),
     "data.subword_nbest_size": Bounds(-1),
+    "data.mask_ratio": _RATE,
+    "data.mask_span_lambda": _POSITIVE,
+    "data.synthetic_ratio": _POSITIVE,
     "training.steps": _COUNT,
     "training.time_budget_minutes": _POSITIVE,
     "training.eval_every": _COUNT,
@@ -291,9 +310,9 @@ CHOICES = {
     "model.size": ("tiny", "small", "base", "big"),
     "model.activation": ("relu", "gelu", "silu", "swish"),
     "model.position_embedding": ("sinusoidal", "learned", "sinusoidal_halves"),
-    "data.task": ("translation", "summarization"),
-    "data.dataset": ("libreoffice-help", "debian-descriptions"),
-    "data.format": ("tsv", "jsonl"),
+    "data.task": ("translation", "summarization", "denoising"),
+    "data.dataset": ("libreoffice-help", "debian-descriptions", "manpages"),
+    "data.format": ("tsv", "jsonl", "text"),
     "data.on_error": ("skip", "error"),
     "data.tokenizer": ("sentencepiece", "wordpiece"),
     "data.sentencepiece_model_type": ("unigram", "bpe"),
@@ -314,6 +333,7 @@ CHOICES = {
 TASK_METRICS = {
     "translation": ("bleu", "chrf", "loss"),
     "summarization": ("rougeLsum", "rouge1", "rouge2", "loss"),
+    "denoising": ("bleu", "chrf", "loss"),
 }
 
 
@@ -422,6 +442,39 @@ def _check_together(config, where):
     if model.share_embeddings and not data.joint_vocabulary:
         refuse("model.share_embeddings=true needs one vocabulary for source and target; "
                "expected data.joint_vocabulary=true or model.share_embeddings=false.")
+    _check_augmentation(data, noise, refuse)
+
+
+def _check_augmentation(data, noise, refuse):
+    """The rules of denoising and of synthetic pairs."""
+    from seq2seq import datasets
+
+    text_dataset = data.dataset is not None and datasets.is_text(data.dataset)
+    if data.synthetic_tag is not None:
+        if not data.synthetic_file:
+            refuse(f"data.synthetic_tag={data.synthetic_tag!r} without data.synthetic_file: the "
+                   "tag marks synthetic sources; expected data.synthetic_file, or no tag.")
+        if data.tokenizer != "sentencepiece" or len(data.synthetic_tag.split()) != 1:
+            refuse(f"data.synthetic_tag={data.synthetic_tag!r} with data.tokenizer="
+                   f"{data.tokenizer!r}: expected one word without spaces, and SentencePiece "
+                   "(which keeps a reserved token whole).")
+    if data.task != "denoising":
+        if text_dataset:
+            refuse(f"data.dataset={data.dataset!r} is monolingual text, with data.task="
+                   f"{data.task!r}; expected a parallel dataset, or data.task='denoising'.")
+        if data.format == "text":
+            refuse(f"data.format='text' (one text a line, no pairs) with data.task={data.task!r}; "
+                   "expected tsv or jsonl, or data.task='denoising'.")
+        return
+    reserved = [f"data.{k}" for k in ("synthetic_file", "source_prefix") if getattr(data, k)]
+    if reserved or noise or data.reverse:
+        field = (reserved or [f"data.{k}" for k in noise] or ["data.reverse"])[0]
+        refuse(f"{field} with data.task='denoising': a denoising text is its own target and its "
+               f"source is corrupted by the task itself; expected {field} unset.")
+    if data.tokenizer != "sentencepiece":
+        refuse(f"data.task='denoising' with data.tokenizer={data.tokenizer!r}: the mask token is "
+               "a reserved token, kept whole in text by SentencePiece only; expected "
+               "data.tokenizer='sentencepiece'.")
 
 
 def _section_class(name):

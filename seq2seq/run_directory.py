@@ -131,7 +131,7 @@ def evaluate(run, split="test"):
     a few `(source, reference, hypothesis)` examples). `run` is a `RunDirectory` or a training
     `Run` after `restore_final`; only `split` is read."""
     config = run.config
-    pairs = inputs.load_split(config.data, split)
+    pairs = inputs.evaluation_pairs(config.data, split, run.source_tokenizer)
     sources, references = [s for s, _ in pairs], [t for _, t in pairs]
     hypotheses = run.translator.translate(sources, run.translator.strategy.replace(n_best=1))
     scores = metrics.task_scores(config.data.task, hypotheses, references)

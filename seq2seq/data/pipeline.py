@@ -9,6 +9,7 @@ loss ignores padding without a masked loss of its own.
 import numpy as np
 import tensorflow as tf
 
+from seq2seq.data.denoising import corrupt
 from seq2seq.data.noise import add_noise
 from seq2seq.text.tokenizer import END_ID, START_ID
 
@@ -113,8 +114,9 @@ def make_dataset(
             batch, for TPUs and multi-worker training, which need every batch (on every
             worker) to have the same shape. With `batch_tokens`, the batch size is
             `batch_tokens // max_length`.
-        noise: None, or a `SourceNoise`: each batch's sources are noised
-            (`seq2seq.data.noise.add_noise`), seeded by `(seed, epoch, batch)`.
+        noise: None, or what is done to each batch's padded sources, seeded by `(seed, epoch,
+            batch)`: a `SourceNoise` (`seq2seq.data.noise.add_noise`) or a `Corruption`
+            (`seq2seq.data.denoising.corrupt`); anything with `apply(source, seed)`.
         resample: None, or a `Resampling`: each batch's sources (and targets) are segmented
             anew from their text by a sampling tokenizer (subword regularization). Batches are
             planned by the one-best lengths; a row whose sample is longer than `max_length`
@@ -157,8 +159,7 @@ def make_dataset(
             source, target = resample.batch(rows, source, target, max_length)
         source, target = source.to_tensor(), target.to_tensor()
         if noise is not None:
-            source = add_noise(source, noise.starts, noise_seed, noise.drop, noise.blank,
-                               noise.shuffle_distance)
+            source = noise.apply(source, noise_seed)
         if static_shapes:
             # Sources hold at most max_length ids; targets at most max_length - 1 (+1 start/end).
             source = _pad_to(source, max_length)
@@ -175,6 +176,21 @@ class SourceNoise:
     def __init__(self, starts, drop=0.0, blank=0.0, shuffle_distance=0):
         self.starts = starts
         self.drop, self.blank, self.shuffle_distance = drop, blank, shuffle_distance
+
+    def apply(self, source, seed):
+        return add_noise(source, self.starts, seed, self.drop, self.blank, self.shuffle_distance)
+
+
+class Corruption:
+    """The denoising task's corruption of each batch's sources (`seq2seq.data.denoising`):
+    the mask id, the sentence-end table (None: no permutation) and the rates."""
+
+    def __init__(self, mask_id, ends=None, mask_ratio=0.3, span_lambda=3.0):
+        self.mask_id, self.ends = mask_id, ends
+        self.mask_ratio, self.span_lambda = mask_ratio, span_lambda
+
+    def apply(self, source, seed):
+        return corrupt(source, seed, self.mask_id, self.ends, self.mask_ratio, self.span_lambda)
 
 
 class Resampling:

@@ -1,4 +1,5 @@
-"""Readers of parallel text: TSV, two aligned plain-text files, JSONL; gzip allowed.
+"""Readers of parallel text: TSV, two aligned plain-text files, JSONL; and of monolingual text,
+one text a line; gzip allowed.
 
 Files are read and checked up front, before training starts, so that a malformed line is
 never discovered in the middle of an epoch. What happens to one is the `on_error` policy:
@@ -192,3 +193,20 @@ def read_jsonl(
         if pair:
             pairs.append(pair)
     return _finish(pairs, report, path)
+
+
+def read_texts(path, on_error="skip", max_characters=DEFAULT_MAX_CHARACTERS, report=None):
+    """One text a line (monolingual text: denoising, back-translation) -> `[text, ...]`."""
+    report = report or ReadReport()
+    check = _Checker(on_error, max_characters, report)
+    texts = []
+    for number, text in _text_lines(path, check):
+        if not text.strip():
+            check.bad(path, number, "is blank, expected one text a line")
+        elif len(text) > max_characters:
+            check.bad(path, number, f"has {len(text)} characters, expected at most "
+                      f"{max_characters}")
+        else:
+            report.kept += 1
+            texts.append(text.strip())
+    return _finish(texts, report, path)

@@ -78,12 +78,13 @@ def rouge(hypotheses, references, use_stemmer=True):
 
 
 def task_scores(task, hypotheses, references):
-    """The metrics reported for a task: BLEU and chrF (translation), ROUGE (summarization)."""
-    if task == "translation":
+    """The metrics reported for a task: BLEU and chrF (translation, and denoising: of the
+    rebuilt text), ROUGE (summarization)."""
+    if task in ("translation", "denoising"):
         return {"bleu": bleu(hypotheses, references), "chrf": chrf(hypotheses, references)}
     if task == "summarization":
         return rouge(hypotheses, references)
-    raise ValueError(f"task={task!r}; expected translation or summarization.")
+    raise ValueError(f"task={task!r}; expected translation, summarization or denoising.")
 
 
 def token_accuracy(logits, labels, weights):

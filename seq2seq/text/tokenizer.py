@@ -77,17 +77,25 @@ class Tokenizer(tf.Module):
         self.source_prefix = source_prefix
         self._prefix_ids = tf.constant(self._token_ids((source_prefix or "").split()), tf.int32)
 
+    def _token_index(self):
+        """`{token: id}` of the whole vocabulary (Python)."""
+        if self.kind == "wordpiece":
+            return {token: i for i, token in enumerate(self.model)}
+        if self.vocabulary is not None:
+            return {token: i for i, token in enumerate(self.vocabulary)}
+        processor = spm.SentencePieceProcessor(model_proto=self.model)
+        return {processor.id_to_piece(i): i for i in range(processor.get_piece_size())}
+
+    def token_id(self, token):
+        """The id of vocabulary `token` (a reserved one: `train_tokenizer(reserved_tokens=)`),
+        or None when the vocabulary has no such token."""
+        return self._token_index().get(token)
+
     def _token_ids(self, tokens):
         """The ids of vocabulary `tokens` (Python); an unknown one raises `ValueError`."""
         if not tokens:
             return []
-        if self.kind == "wordpiece":
-            index = {token: i for i, token in enumerate(self.model)}
-        elif self.vocabulary is not None:
-            index = {token: i for i, token in enumerate(self.vocabulary)}
-        else:
-            processor = spm.SentencePieceProcessor(model_proto=self.model)
-            index = {processor.id_to_piece(i): i for i in range(processor.get_piece_size())}
+        index = self._token_index()
         unknown = [token for token in tokens if token not in index]
         if unknown:
             raise ValueError(f"data.source_prefix={self.source_prefix!r}: {unknown[0]!r} is not "
@@ -284,6 +292,7 @@ def train_tokenizer(
     vocabulary_size=8000,
     model_type="unigram",
     character_coverage=1.0,
+    reserved_tokens=(),
 ):
     """Learns a subword vocabulary from `texts` (an iterable of strings).
 
@@ -297,6 +306,9 @@ def train_tokenizer(
             short of it on tiny corpora.
         model_type: "unigram" or "bpe" (SentencePiece only).
         character_coverage: share of characters SentencePiece covers; the rest map to unknown.
+        reserved_tokens: tokens that get ids of their own after the special ones and are
+            never split (a denoising task's mask, a tag on back-translated sources): in a
+            text, each occurrence is that one token.
 
     Returns:
         A `Tokenizer`.
@@ -318,7 +330,8 @@ def train_tokenizer(
             model_type=model_type,
             character_coverage=character_coverage,
             normalization_rule_name="nmt_nfkc",
-            user_defined_symbols=characters_kept_from_normalization(texts),
+            user_defined_symbols=[*reserved_tokens, *(
+                c for c in characters_kept_from_normalization(texts) if c not in reserved_tokens)],
             pad_id=PAD_ID,
             bos_id=START_ID,
             eos_id=END_ID,
@@ -334,7 +347,7 @@ def train_tokenizer(
         vocabulary = keras_hub.tokenizers.compute_word_piece_vocabulary(
             tf.data.Dataset.from_tensor_slices(texts).batch(1000),
             vocabulary_size,
-            reserved_tokens=WORDPIECE_SPECIALS,
+            reserved_tokens=[*WORDPIECE_SPECIALS, *reserved_tokens],
         )
         return Tokenizer("wordpiece", list(vocabulary))
     raise ValueError(f"Unknown tokenizer {kind!r}; expected one of {', '.join(KINDS)}.")

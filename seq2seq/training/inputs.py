@@ -1,52 +1,132 @@
 """From a `DataConfig` to pairs, tokenizers and datasets."""
 
+import hashlib
 import pathlib
 import shutil
 
+import numpy as np
+
 from seq2seq import datasets
 from seq2seq.data import readers
+from seq2seq.data.denoising import MASK_TOKEN, corrupt, sentence_ends
 from seq2seq.data.noise import word_starts
-from seq2seq.data.pipeline import Resampling, SourceNoise, encode_pairs, make_dataset
+from seq2seq.data.pipeline import (
+    Corruption,
+    Resampling,
+    SourceNoise,
+    encode_pairs,
+    make_dataset,
+)
 from seq2seq.text import sentences
 from seq2seq.text.tokenizer import Tokenizer, train_tokenizer
 
-TASKS = ("translation", "summarization")
+TASKS = ("translation", "summarization", "denoising")
 
 
 def read_pairs(data, path, format=None, on_error=None):
     """The `(source, target)` pairs of one file: TSV, or JSONL with `data.source_field` and
-    `data.target_field`; `format` and `on_error` default to `data.format` and `data.on_error`."""
+    `data.target_field`; `format` and `on_error` default to `data.format` and `data.on_error`.
+    A text file (one text a line: denoising) gives `(text, text)` pairs."""
     format, on_error = format or data.format, on_error or data.on_error
     if format == "tsv":
         return readers.read_tsv(path, on_error=on_error)
     if format == "jsonl":
         return readers.read_jsonl(path, data.source_field, data.target_field, on_error=on_error)
-    raise ValueError(f"data.format={format!r}; expected tsv or jsonl.")
+    if format == "text":
+        return [(text, text) for text in readers.read_texts(path, on_error=on_error)]
+    raise ValueError(f"data.format={format!r}; expected tsv, jsonl or text.")
+
+
+def _denoising_pairs(pairs):
+    """`(text, text)` of each distinct text of `pairs` (both sides of a parallel split)."""
+    texts = dict.fromkeys(text for pair in pairs for text in pair)
+    return [(text, text) for text in texts]
 
 
 def load_split(data, split):
     """The `(source, target)` pairs of one split, from the bundled dataset or the files.
 
-    With `data.split_sentences`, training pairs are cut into sentence pairs
-    (`seq2seq.text.sentences.split_pairs`); validation and test pairs stay as they are.
+    Denoising (`data.task`) pairs are `(text, text)`: the lines of a monolingual dataset or
+    text file, or each distinct side of a parallel one. `data.reverse` swaps the sides. With
+    `data.split_sentences`, training pairs are cut into sentence pairs
+    (`seq2seq.text.sentences.split_pairs`); validation and test pairs stay as they are. The
+    `data.synthetic_file` pairs (`synthetic_pairs`) come after the real training pairs.
     """
     if data.task not in TASKS:
         raise ValueError(f"data.task={data.task!r}; expected one of {', '.join(TASKS)}.")
     if data.split_sentences and data.task != "translation":
         raise ValueError(f"data.split_sentences=true with data.task={data.task!r}: sentence "
                          "pairs are for translation; expected data.split_sentences=false.")
-    if data.dataset:
+    if data.dataset and datasets.is_text(data.dataset):
+        pairs = [(t, t) for t in datasets.load_texts(data.dataset, data.dataset_config, split)]
+    elif data.dataset:
         pairs = datasets.load(data.dataset, data.dataset_config, split)
     else:
         file = getattr(data, f"{split}_file")
         if not file:
             raise ValueError(f"data.{split}_file is not set and data.dataset is None.")
         pairs = read_pairs(data, file)
+    texts = datasets.is_text(data.dataset) if data.dataset else data.format == "text"
+    if data.task == "denoising" and not texts:  # a parallel split: both sides are texts
+        pairs = _denoising_pairs(pairs)
+    if data.reverse:
+        pairs = [(target, source) for source, target in pairs]
     if split == "train" and data.max_train_pairs:
         pairs = pairs[: data.max_train_pairs]
     if split == "train" and data.split_sentences:
         pairs = sentences.split_pairs(pairs)
+    if split == "train" and data.synthetic_file:
+        pairs = pairs + synthetic_pairs(data, len(pairs))
     return pairs
+
+
+def synthetic_pairs(data, real):
+    """`data.synthetic_ratio * real` pairs of `data.synthetic_file` (in an order seeded by
+    `data.shuffle_seed`, cut, or repeated as often as needed; all of them once when the ratio
+    is None), their sources tagged with `data.synthetic_tag`."""
+    pairs = read_pairs(data, data.synthetic_file)
+    ratio = data.synthetic_ratio
+    count = len(pairs) if ratio is None else max(1, round(ratio * real))
+    order = np.random.default_rng(data.shuffle_seed).permutation(len(pairs))
+    picked = [pairs[i] for i in np.resize(order, count)]
+    if data.synthetic_tag:
+        picked = [(f"{data.synthetic_tag} {source}", target) for source, target in picked]
+    return picked
+
+
+def evaluation_pairs(data, split, source_tokenizer, limit=None):
+    """The first `limit` pairs of a validation or test split, as decoded and scored: for
+    `data.task: denoising`, each source is corrupted (`seq2seq.data.denoising.corrupt`, the
+    training corruption, seeded by the split's name so that every validation sees the same
+    copies) and written back as text, the masks as `<mask>`."""
+    pairs = load_split(data, split)[:limit]
+    if data.task != "denoising":
+        return pairs
+    ids = source_tokenizer.encode_sources([s for s, _ in pairs]).to_tensor()
+    seed = [int(hashlib.sha256(split.encode()).hexdigest()[:8], 16), 0]
+    corrupted = corrupt(ids, seed, _mask_id(source_tokenizer), _ends(data, source_tokenizer),
+                        data.mask_ratio, data.mask_span_lambda)
+    texts = [t.decode("utf-8") for t in source_tokenizer.detokenize(corrupted).numpy()]
+    return [(text, target) for text, (_, target) in zip(texts, pairs)]
+
+
+def _ends(data, tokenizer):
+    return sentence_ends(tokenizer) if data.permute_sentences else None
+
+
+def _mask_id(tokenizer):
+    mask_id = tokenizer.token_id(MASK_TOKEN)
+    if mask_id is None:
+        raise ValueError(f"data.task='denoising': the run's vocabulary has no {MASK_TOKEN!r} "
+                         "token; expected a tokenizer learned by a denoising run (which reserves "
+                         "it), not one learned for another task.")
+    return mask_id
+
+
+def reserved_tokens(data):
+    """The tokens the vocabulary reserves for `data`: the denoising mask, the synthetic tag."""
+    return [*([MASK_TOKEN] if data.task == "denoising" else []),
+            *([data.synthetic_tag] if data.synthetic_tag else [])]
 
 
 def load_tokenizers(data, directory):
@@ -79,12 +159,19 @@ def tokenizers(data, train_pairs, directory):
     """Loads the run's tokenizers from `directory`, or learns and saves them (atomically)."""
     directory = pathlib.Path(directory)
     if (directory / "source" / "tokenizer.json").exists():
-        return load_tokenizers(data, directory)
+        source, target = load_tokenizers(data, directory)
+        if data.synthetic_tag and source.token_id(data.synthetic_tag) is None:
+            raise ValueError(
+                f"data.synthetic_tag={data.synthetic_tag!r} is not a token of the vocabulary in "
+                f"{directory} (a fine-tune's is its base run's); expected a vocabulary learned "
+                "with that tag (a run trained with it from the start), or no tag.")
+        return source, target
     sample = train_pairs[: data.tokenizer_train_pairs]
     options = dict(
         kind=data.tokenizer,
         vocabulary_size=data.vocabulary_size,
         model_type=data.sentencepiece_model_type,
+        reserved_tokens=reserved_tokens(data),
     )
     if data.joint_vocabulary:
         source = target = train_tokenizer([s for p in sample for s in p], **options)
@@ -129,7 +216,10 @@ def train_dataset(data, train_pairs, source_tokenizer, target_tokenizer, max_len
         print_fn(f"dropped {dropped} of {len(train_pairs)} training pairs "
                  f"({100 * dropped / len(train_pairs):.1f}%) longer than {limit}")
     noise = None
-    if data.noise_drop or data.noise_blank or data.noise_shuffle_distance:
+    if data.task == "denoising":
+        noise = Corruption(_mask_id(source_tokenizer), _ends(data, source_tokenizer),
+                           data.mask_ratio, data.mask_span_lambda)
+    elif data.noise_drop or data.noise_blank or data.noise_shuffle_distance:
         noise = SourceNoise(word_starts(source_tokenizer), data.noise_drop, data.noise_blank,
                             data.noise_shuffle_distance)
     resample = None

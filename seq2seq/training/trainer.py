@@ -272,7 +272,8 @@ def train(config, run_dir, print_fn=print):
             # Collective all-reduces (and TPUs) need one batch shape on every worker.
             static_shapes=training.strategy in ("multi_worker", "tpu"), print_fn=print_fn,
         )
-    valid_pairs = inputs.load_split(config.data, "valid")[: training.valid_sentences]
+    valid_pairs = inputs.evaluation_pairs(config.data, "valid", run.source_tokenizer,
+                                          training.valid_sentences)
     logs = run_dir / "logs"
     train_writer = tf.summary.create_file_writer(str(logs / "train"))
     valid_writer = tf.summary.create_file_writer(str(logs / "valid"))

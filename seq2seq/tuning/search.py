@@ -180,7 +180,8 @@ def make_tuner(config, directory, print_fn=print):
 
 def _validation_result(run, config):
     """Validation metrics of a trained trial, as `{"val_...": value}`."""
-    pairs = inputs.load_split(config.data, "valid")[: config.training.valid_sentences]
+    pairs = inputs.evaluation_pairs(config.data, "valid", run.source_tokenizer,
+                                    config.training.valid_sentences)
     sources, references = [s for s, _ in pairs], [t for _, t in pairs]
     hypotheses = run.translator.translate(sources, strategy="greedy")
     from seq2seq.evaluation import metrics
