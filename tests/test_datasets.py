@@ -3,7 +3,7 @@
 import pytest
 
 from seq2seq import datasets
-from seq2seq.datasets import debian_descriptions, libreoffice_help, upstream
+from seq2seq.datasets import debian_descriptions, libreoffice_help, manpages, upstream
 
 EXPECTED = {
     ("libreoffice-help", "en-de"): {"train": 32782, "valid": 1454, "test": 935},
@@ -85,3 +85,64 @@ def test_debian_description_parsing():
         "First paragraph spans lines.",
         "Second one.",
     ]
+
+
+TEXT_EXPECTED = {
+    ("manpages", "de"): {"train": 42694, "valid": 1967, "test": 1054},
+    ("manpages", "en"): {"train": 13361, "valid": 367, "test": 982},
+}
+
+
+@pytest.mark.parametrize("name, config", list(TEXT_EXPECTED))
+def test_bundled_monolingual_text_loads_with_its_counts_and_splits_apart(name, config):
+    splits = {split: datasets.load_texts(name, config, split) for split in datasets.SPLITS}
+    assert {s: len(t) for s, t in splits.items()} == TEXT_EXPECTED[(name, config)]
+    train, valid, test = (set(splits[s]) for s in datasets.SPLITS)
+    assert not train & test and not train & valid and not valid & test
+    assert all(manpages.keep(text) for text in splits["test"])
+    # Not the German of the parallel data's evaluation splits.
+    help_targets = {t for split in ("valid", "test")
+                    for _, t in datasets.load("libreoffice-help", "en-de", split)}
+    assert not help_targets & train
+
+
+def test_monolingual_and_parallel_datasets_are_read_by_their_own_loader():
+    with pytest.raises(ValueError, match="'manpages' is monolingual text.*load_texts"):
+        datasets.load("manpages", "de")
+    with pytest.raises(ValueError, match="'libreoffice-help' holds pairs.*load"):
+        datasets.load_texts("libreoffice-help")
+
+
+def test_man_page_reader_keeps_running_text_and_drops_code_and_synopsis():
+    page = r""".\" a comment
+.TH LS 1 "2022" "GNU coreutils" "Dienstprogramme"
+.SH BEZEICHNUNG
+ls \- Verzeichnisinhalte auflisten
+.SH ÜBERSICHT
+\fBls\fP [\fI\,OPTION\/\fP]…
+.SH BESCHREIBUNG
+.PP
+Auflistung von Informationen über die DATEIen. Die Einträge werden
+alphabetisch sortiert, falls weder \fB\-cftuvSUX\fP noch
+.B \-\-sort
+angegeben wurden.
+.nf
+ls \-l /tmp
+.fi
+.TP
+\fB\-a\fP, \fB\-\-all\fP
+Einträge nicht ignorieren, die mit \(Fo.\(Fc beginnen
+"""
+    paragraphs = manpages.page_paragraphs(page)
+    assert paragraphs == [
+        "Auflistung von Informationen über die DATEIen. Die Einträge werden alphabetisch "
+        "sortiert, falls weder -cftuvSUX noch --sort angegeben wurden.",
+        "-a, --all",
+        "Einträge nicht ignorieren, die mit «.» beginnen",
+    ]
+    assert manpages.sentences(paragraphs[0]) == [
+        "Auflistung von Informationen über die DATEIen.",
+        "Die Einträge werden alphabetisch sortiert, falls weder -cftuvSUX noch --sort "
+        "angegeben wurden."]
+    assert [manpages.keep(s) for s in ("-a, --all", "Zu kurz.", paragraphs[2],
+                                       "Mit \\fB Resten")] == [False, False, True, False]

@@ -30,15 +30,16 @@ def seq2seq(*argv):
     subprocess.run([sys.executable, "-m", "seq2seq.cli", *argv], check=True)
 
 
-def write_texts(path, texts, seed=0):
+def write_texts(path, texts, limit=None, seed=0):
+    """The distinct texts, shuffled, the first `limit` of them, one a line."""
     texts = list(dict.fromkeys(" ".join(t.split()) for t in texts))
     random.Random(seed).shuffle(texts)
-    path.write_text("".join(t + "\n" for t in texts), encoding="utf-8")
+    path.write_text("".join(t + "\n" for t in texts[:limit]), encoding="utf-8")
     return path
 
 
-def texts_of(split, parallel_limit=None):
-    pairs = datasets.load("libreoffice-help", "en-de", split)[:parallel_limit]
+def texts_of(split):
+    pairs = datasets.load("libreoffice-help", "en-de", split)
     if split == "train":
         pairs = sentences.split_pairs(pairs)
     sides = [text for pair in pairs for text in pair]
@@ -57,8 +58,8 @@ def main():
     work = args.work_dir
     work.mkdir(parents=True, exist_ok=True)
     if not (work / "texts.txt").exists():
-        write_texts(work / "valid.txt", texts_of("valid")[:1000])
-        write_texts(work / "test.txt", texts_of("test")[:1000])
+        write_texts(work / "valid.txt", texts_of("valid"), limit=1000)
+        write_texts(work / "test.txt", texts_of("test"), limit=1000)
         write_texts(work / "texts.txt", texts_of("train"))
     seq2seq("train", "pretrain", "--run-dir", str(work / "pretrain"),
             "--set", f"data.train_file={work / 'texts.txt'}",

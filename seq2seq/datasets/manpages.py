@@ -7,11 +7,12 @@ it, so that it can stand for the target-language text a user has without a trans
 (back-translation, denoising pretraining).
 
 Each page's running text is taken: the roff requests are read just enough to keep the
-paragraphs (`.PP`, `.TP`, `.SH`, ... end one) and drop what is not prose (no-fill blocks of
-code and examples, the synopsis, comments, tables); font and character escapes become their
-text. Paragraphs are cut into sentences (`seq2seq.text.sentences`' rule), and a sentence is
-kept when it has 4 to 60 words, starts with a letter and holds no roff left over. A page is
-one document of the split (`upstream.split_of`); each sentence is kept once.
+paragraphs (`.PP`, `.TP`, `.SH`, ... end one; the tag of a `.TP` item is one of its own) and
+drop what is not prose (no-fill blocks of code and examples, the synopsis, comments, tables);
+font and character escapes become their text. Paragraphs are cut into sentences (at `.`, `!`
+or `?` before whitespace and a capital letter), and a sentence is kept when it has 4 to 60
+words, starts with a letter and holds no roff left over. A page is one document of the split
+(`upstream.split_of`); each sentence is kept once.
 """
 
 import gzip
@@ -54,7 +55,7 @@ def _arguments(rest):
 def page_paragraphs(source):
     """The prose paragraphs of one page's roff `source`."""
     paragraphs, current = [], []
-    fill, section = True, ""
+    fill, section, tag = True, "", False  # tag: the next line is a .TP item's tag
 
     def end():
         if current:
@@ -69,8 +70,12 @@ def page_paragraphs(source):
             if request in FONT_REQUESTS:
                 if fill and section not in SKIPPED_SECTIONS:
                     current.append(_text(_arguments(rest)))
+                if tag:
+                    tag = False
+                    end()
                 continue
             end()
+            tag = request == "TP"
             if request in ("SH", "SS"):
                 section = _text(_arguments(rest)).strip().upper()
             elif request in ("nf", "EX", "TS", "EQ"):
@@ -80,6 +85,9 @@ def page_paragraphs(source):
             continue
         if fill and section not in SKIPPED_SECTIONS:
             current.append(_text(line))
+        if tag:  # an item's tag is a paragraph of its own, apart from its text
+            tag = False
+            end()
     end()
     return paragraphs
 
