@@ -12,7 +12,7 @@ from typing import Optional
 
 import yaml
 
-from seq2seq import atomic, recipes
+from seq2seq import atomic, datasets, recipes
 
 
 @dataclasses.dataclass
@@ -447,8 +447,6 @@ def _check_together(config, where):
 
 def _check_augmentation(data, noise, refuse):
     """The rules of denoising and of synthetic pairs."""
-    from seq2seq import datasets
-
     text_dataset = data.dataset is not None and datasets.is_text(data.dataset)
     if data.synthetic_tag is not None:
         if not data.synthetic_file:

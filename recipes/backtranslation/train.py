@@ -24,6 +24,8 @@ import sys
 
 from seq2seq import datasets
 
+# The recipe of the reverse and the forward run alike.
+RECIPE = "translation"
 TAG = "<BT>"
 
 
@@ -41,7 +43,7 @@ def main():
     args = parser.parse_args()
     work = args.work_dir
     work.mkdir(parents=True, exist_ok=True)
-    seq2seq("train", "translation", "--run-dir", str(work / "reverse"),
+    seq2seq("train", RECIPE, "--run-dir", str(work / "reverse"),
             "--set", "data.reverse=true", "--set", "export.enabled=false",
             "--set", f"training.time_budget_minutes={args.reverse_minutes}")
     synthetic = work / "synthetic.tsv"
@@ -52,7 +54,7 @@ def main():
         seq2seq("backtranslate", str(work / "reverse"), str(work / "mono.de.txt"),
                 str(synthetic), "--strategy", args.strategy,
                 "--max-minutes", str(args.backtranslate_minutes))
-    seq2seq("train", "translation", "--run-dir", str(work / "forward"),
+    seq2seq("train", RECIPE, "--run-dir", str(work / "forward"),
             "--set", f"data.synthetic_file={synthetic}", "--set", f"data.synthetic_tag={TAG}",
             "--set", f"training.time_budget_minutes={args.forward_minutes}")
 

@@ -25,6 +25,9 @@ import sys
 from seq2seq import datasets
 from seq2seq.text import sentences
 
+# The recipe pretrained with; the translation recipe is then fine-tuned from it.
+RECIPE = "pretrain"
+
 
 def seq2seq(*argv):
     subprocess.run([sys.executable, "-m", "seq2seq.cli", *argv], check=True)
@@ -61,7 +64,7 @@ def main():
         write_texts(work / "valid.txt", texts_of("valid"), limit=1000)
         write_texts(work / "test.txt", texts_of("test"), limit=1000)
         write_texts(work / "texts.txt", texts_of("train"))
-    seq2seq("train", "pretrain", "--run-dir", str(work / "pretrain"),
+    seq2seq("train", RECIPE, "--run-dir", str(work / "pretrain"),
             "--set", f"data.train_file={work / 'texts.txt'}",
             "--set", f"data.valid_file={work / 'valid.txt'}",
             "--set", f"data.test_file={work / 'test.txt'}",

@@ -118,11 +118,11 @@ def test_bad_yaml_fields_and_sections(tmp_path):
 def test_every_packaged_recipe_loads_by_name_and_by_path():
     from seq2seq import recipes
 
-    assert recipes.names() == ["finetune_opus_mt", "summarization", "translation",
+    assert recipes.names() == ["finetune_opus_mt", "pretrain", "summarization", "translation",
                                "translation_base", "tuning"]
     tasks = {"summarization": "summarization", "translation": "translation",
              "translation_base": "translation", "tuning": "translation",
-             "finetune_opus_mt": "translation"}
+             "finetune_opus_mt": "translation", "pretrain": "denoising"}
     for name in recipes.names():
         by_name = config_lib.load(name)
         assert by_name.data.task == tasks[name]
@@ -140,14 +140,15 @@ def test_a_file_of_a_recipe_name_is_read_as_the_file(tmp_path, monkeypatch):
 def test_an_unknown_name_is_refused_with_the_recipes_there_are():
     with pytest.raises(FileNotFoundError, match=re.escape(
             "Config file translaton does not exist, and it is not a recipe's name; expected a "
-            "YAML file or one of finetune_opus_mt, summarization, translation, translation_base, "
-            "tuning")):
+            "YAML file or one of finetune_opus_mt, pretrain, summarization, translation, "
+            "translation_base, tuning")):
         config_lib.load("translaton")
 
 
 def test_the_repository_recipes_are_wrappers_over_the_packaged_configs_only():
     # One source of truth: recipes/ holds no config of its own, and every wrapper names a
-    # packaged recipe, which every packaged recipe but translation_base has.
+    # packaged recipe, which every packaged recipe but translation_base has (the two chains,
+    # backtranslation and pretrain_finetune, name the one they start with).
     from seq2seq import recipes
 
     root = Path(__file__).parents[2] / "recipes"
@@ -157,6 +158,8 @@ def test_the_repository_recipes_are_wrappers_over_the_packaged_configs_only():
         (name,) = re.findall(r'^RECIPE = "(\w+)"$', script.read_text(), re.M)
         wrapped[script.relative_to(root).as_posix()] = name
     assert wrapped == {"finetune_opus_mt/train.py": "finetune_opus_mt",
+                       "backtranslation/train.py": "translation",
+                       "pretrain_finetune/train.py": "pretrain",
                        "summarization/train.py": "summarization",
                        "translation/train.py": "translation", "tuning/tune.py": "tuning"}
     assert set(wrapped.values()) == set(recipes.names()) - {"translation_base"}
