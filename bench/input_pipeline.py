@@ -12,7 +12,9 @@ threads): on a 2-core machine it is taken from the training step. Ends with one 
 bottleneck), and the one-off tokenization cost. `sampled_*` and `ratio_sampled`: the same
 pipeline with subword regularization on both sides (`data.subword_alpha: 0.1`: each batch
 segmented anew from its text by SentencePiece sampling), plus source noise (word dropout 0.1,
-blanking 0.1, shuffle distance 3).
+blanking 0.1, shuffle distance 3). `denoising_*` and `ratio_denoising`: the same pipeline with
+the denoising task's corruption of each batch's sources (`data.task: denoising`: 30% of the
+tokens masked in Poisson(3) spans, sentences permuted).
 
     python bench/input_pipeline.py
 """
@@ -29,8 +31,10 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from seq2seq import datasets  # noqa: E402
+from seq2seq.data.denoising import MASK_TOKEN, sentence_ends  # noqa: E402
 from seq2seq.data.noise import word_starts  # noqa: E402
 from seq2seq.data.pipeline import (  # noqa: E402
+    Corruption,
     Resampling,
     SourceNoise,
     bucket_batch_sizes,
@@ -83,7 +87,8 @@ def main():
 
     pairs = datasets.load("libreoffice-help", split="train")
     tokenizer = train_tokenizer(
-        [s for p in pairs[:20000] for s in p], vocabulary_size=args.vocabulary
+        [s for p in pairs[:20000] for s in p], vocabulary_size=args.vocabulary,
+        reserved_tokens=[MASK_TOKEN],
     )
     start = time.perf_counter()
     sources, targets, _, kept = encode_pairs(pairs, tokenizer, tokenizer, args.max_length,
@@ -93,6 +98,7 @@ def main():
     resample = Resampling([s for s, _ in kept_pairs], [t for _, t in kept_pairs],
                           tokenizer.sampled(0.1), tokenizer.sampled(0.1))
     noise = SourceNoise(word_starts(tokenizer), drop=0.1, blank=0.1, shuffle_distance=3)
+    corruption = Corruption(tokenizer.token_id(MASK_TOKEN), sentence_ends(tokenizer), 0.3, 3.0)
     dataset = make_dataset(
         sources, targets, batch_tokens=args.batch_tokens, max_length=args.max_length, repeat=True
     )
@@ -110,7 +116,7 @@ def main():
 
     epoch_examples = int(sources.nrows())
     figures = {name: dict(examples=0, tokens=0.0, batches=0, seconds=0.0, cpu_seconds=0.0)
-               for name in ("pipeline", "elementwise", "sampled")}
+               for name in ("pipeline", "elementwise", "sampled", "denoising")}
     pipeline, elementwise = figures["pipeline"], figures["elementwise"]
     train = {"examples": 0, "seconds": 0.0}
     for round_ in range(args.rounds):
@@ -121,6 +127,9 @@ def main():
         one_epoch(make_dataset(sources, targets, batch_tokens=args.batch_tokens,
                                max_length=args.max_length, seed=round_, noise=noise,
                                resample=resample), figures["sampled"])
+        one_epoch(make_dataset(sources, targets, batch_tokens=args.batch_tokens,
+                               max_length=args.max_length, seed=round_, noise=corruption),
+                  figures["denoising"])
         assert pipeline["examples"] == elementwise["examples"] == epoch_examples * (round_ + 1)
 
         start = time.perf_counter()
@@ -151,6 +160,12 @@ def main():
             1000 * figures["sampled"]["cpu_seconds"] / figures["sampled"]["batches"], 2),
         "ratio_sampled": round(
             figures["sampled"]["examples"] / figures["sampled"]["seconds"] / train_examples_s, 1),
+        "denoising_examples_s": round(
+            figures["denoising"]["examples"] / figures["denoising"]["seconds"], 1),
+        "denoising_cpu_ms_per_batch": round(
+            1000 * figures["denoising"]["cpu_seconds"] / figures["denoising"]["batches"], 2),
+        "ratio_denoising": round(figures["denoising"]["examples"]
+                                 / figures["denoising"]["seconds"] / train_examples_s, 1),
     }))
 
 

@@ -243,9 +243,11 @@ def _backtranslate(args):
     if out.is_dir() or not out.parent.is_dir():
         raise ValueError(f"OUT.tsv={args.output!r}; expected a file path in an existing "
                          "directory.")
+    from seq2seq.run_directory import load_run
+
     texts = readers.read_texts(args.texts)[: args.limit]
     overrides = [*args.set, *([f"decoding.strategy={args.strategy}"] if args.strategy else [])]
-    run = _open_run(argparse.Namespace(run_dir=args.run_dir, set=overrides))
+    run = load_run(args.run_dir, overrides)
     pairs, skipped = backtranslate(run.translator, texts, max_minutes=args.max_minutes,
                                    print_fn=_print_to_stderr)
     write_tsv(out, pairs)

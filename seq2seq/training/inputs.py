@@ -1,5 +1,6 @@
 """From a `DataConfig` to pairs, tokenizers and datasets."""
 
+import glob
 import hashlib
 import pathlib
 import shutil
@@ -62,10 +63,7 @@ def load_split(data, split):
     elif data.dataset:
         pairs = datasets.load(data.dataset, data.dataset_config, split)
     else:
-        file = getattr(data, f"{split}_file")
-        if not file:
-            raise ValueError(f"data.{split}_file is not set and data.dataset is None.")
-        pairs = read_pairs(data, file)
+        pairs = [pair for file in split_files(data, split) for pair in read_pairs(data, file)]
     texts = datasets.is_text(data.dataset) if data.dataset else data.format == "text"
     if data.task == "denoising" and not texts:  # a parallel split: both sides are texts
         pairs = _denoising_pairs(pairs)
@@ -78,6 +76,21 @@ def load_split(data, split):
     if split == "train" and data.synthetic_file:
         pairs = pairs + synthetic_pairs(data, len(pairs))
     return pairs
+
+
+def split_files(data, split):
+    """The files of `data.{split}_file`: one path, or a glob pattern (`mono/*.txt`) of several,
+    in sorted order."""
+    file = getattr(data, f"{split}_file")
+    if not file:
+        raise ValueError(f"data.{split}_file is not set and data.dataset is None.")
+    if not glob.has_magic(str(file)):
+        return [file]
+    files = sorted(glob.glob(str(file)))
+    if not files:
+        raise FileNotFoundError(f"data.{split}_file={str(file)!r} matches no file; expected a "
+                                "path, or a pattern of existing files.")
+    return files
 
 
 def synthetic_pairs(data, real):

@@ -148,3 +148,15 @@ def test_denoising_validation_rebuilds_corrupted_copies(tmp_path):
 def test_augmentation_settings_that_cannot_work_are_refused_at_load(settings, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         config_lib.load(None, settings)
+
+
+def test_denoising_reads_several_text_files_through_a_pattern(tmp_path):
+    (tmp_path / "mono").mkdir()
+    (tmp_path / "mono" / "b.de.txt").write_text("Zweite Datei.\nNoch ein Satz.\n")
+    (tmp_path / "mono" / "a.en.txt").write_text("First file.\n\nAnother line.\n")
+    config = tiny(tmp_path / "mono" / "*.txt", "data.task=denoising", "data.format=text")
+    assert inputs.load_split(config.data, "train") == [
+        (t, t) for t in ("First file.", "Another line.", "Zweite Datei.", "Noch ein Satz.")]
+    missing = tiny(tmp_path / "none" / "*.txt", "data.task=denoising", "data.format=text")
+    with pytest.raises(FileNotFoundError, match=r"data.train_file='.*none/\*.txt' matches no file"):
+        inputs.load_split(missing.data, "train")
