@@ -51,7 +51,8 @@ def load_split(data, split):
     text file, or each distinct side of a parallel one. `data.reverse` swaps the sides. With
     `data.split_sentences`, training pairs are cut into sentence pairs
     (`seq2seq.text.sentences.split_pairs`); validation and test pairs stay as they are. The
-    `data.synthetic_file` pairs (`synthetic_pairs`) come after the real training pairs.
+    `data.synthetic_file` pairs (`synthetic_pairs`, already in the direction trained: not
+    swapped) come after the real training pairs.
     """
     if data.task not in TASKS:
         raise ValueError(f"data.task={data.task!r}; expected one of {', '.join(TASKS)}.")
@@ -64,8 +65,8 @@ def load_split(data, split):
         pairs = datasets.load(data.dataset, data.dataset_config, split)
     else:
         pairs = [pair for file in split_files(data, split) for pair in read_pairs(data, file)]
-    texts = datasets.is_text(data.dataset) if data.dataset else data.format == "text"
-    if data.task == "denoising" and not texts:  # a parallel split: both sides are texts
+    monolingual = datasets.is_text(data.dataset) if data.dataset else data.format == "text"
+    if data.task == "denoising" and not monolingual:  # a parallel split: both sides are texts
         pairs = _denoising_pairs(pairs)
     if data.reverse:
         pairs = [(target, source) for source, target in pairs]

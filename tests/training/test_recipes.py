@@ -199,9 +199,11 @@ def test_train_takes_a_packaged_recipe_by_name(tmp_path, capsys):
 def test_recipes_lists_each_packaged_recipe_on_one_line(capsys):
     assert main(["recipes"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in lines] == ["finetune_opus_mt", "summarization",
+    assert [line.split()[0] for line in lines] == ["finetune_opus_mt", "pretrain", "summarization",
                                                    "translation", "translation_base", "tuning"]
-    assert lines[2].split(None, 1)[1] == (
+    assert lines[1].split(None, 1)[1] == ("Denoising pretraining (BART-style) on monolingual "
+                                          "text, for a translation fine-tune after it.")
+    assert lines[3].split(None, 1)[1] == (
         "Translation: LibreOffice help EN->DE on a 2-core CPU in under 15 minutes (quickstart).")
 
 
