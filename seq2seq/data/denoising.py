@@ -28,9 +28,8 @@ MAX_SPAN = 20
 
 def sentence_ends(tokenizer):
     """bool `(vocabulary_size,)`: whether each id's token ends a sentence."""
-    ids = tf.range(tokenizer.vocabulary_size)
-    tokens = [t.decode("utf-8") for t in tokenizer.id_to_token(ids).numpy()]
-    return tf.constant([t.rstrip("\"'”’»)]").endswith((".", "!", "?")) for t in tokens])
+    return tf.constant([t.rstrip("\"'”’»)]").endswith((".", "!", "?"))
+                        for t in tokenizer.tokens()])
 
 
 def span_lengths_at_least(span_lambda):

@@ -22,8 +22,7 @@ from seq2seq.text.tokenizer import END_ID, PAD_ID, UNK_ID
 
 def word_starts(tokenizer):
     """bool `(vocabulary_size,)`: whether each id's token starts a word."""
-    ids = tf.range(tokenizer.vocabulary_size)
-    tokens = [t.decode("utf-8") for t in tokenizer.id_to_token(ids).numpy()]
+    tokens = tokenizer.tokens()
     if tokenizer.kind == "wordpiece":
         return tf.constant([not t.startswith("##") for t in tokens])
     return tf.constant([t.startswith("▁") for t in tokens])

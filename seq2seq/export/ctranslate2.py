@@ -142,12 +142,6 @@ def transformer_spec(model, source_vocabulary, target_vocabulary, specials):
     return spec
 
 
-def vocabulary(tokenizer):
-    """A tokenizer's token strings, by id."""
-    ids = np.arange(tokenizer.vocabulary_size, dtype=np.int32)
-    return [t.decode("utf-8") for t in tokenizer.id_to_token(ids).numpy()]
-
-
 def export_ctranslate2(model, source_tokenizer, target_tokenizer, config, out_dir,
                        quantize=None):
     """Writes a CTranslate2 model directory: model.bin, its vocabularies and config.json, the
@@ -171,8 +165,7 @@ def export_ctranslate2(model, source_tokenizer, target_tokenizer, config, out_di
     if quantize not in (None, *QUANTIZATION_MODES):
         raise ValueError(f"quantize={quantize!r}; expected one of "
                          f"{', '.join(QUANTIZATION_MODES)} or None.")
-    source_vocabulary, target_vocabulary = vocabulary(source_tokenizer), vocabulary(
-        target_tokenizer)
+    source_vocabulary, target_vocabulary = source_tokenizer.tokens(), target_tokenizer.tokens()
     specials = {"bos": target_vocabulary[START_ID], "eos": target_vocabulary[END_ID],
                 "unk": target_vocabulary[UNK_ID]}
     spec = transformer_spec(model, source_vocabulary, target_vocabulary, specials)
@@ -252,8 +245,8 @@ class CTranslate2Translator:
             self.model_dir / "tokenizer" / "source").with_source_prefix(
                 self.config.data.source_prefix)
         self.target_tokenizer = Tokenizer.load(self.model_dir / "tokenizer" / "target")
-        self.source_vocabulary = vocabulary(self.source_tokenizer)
-        self.target_vocabulary = vocabulary(self.target_tokenizer)
+        self.source_vocabulary = self.source_tokenizer.tokens()
+        self.target_vocabulary = self.target_tokenizer.tokens()
         self.target_ids = {token: i for i, token in enumerate(self.target_vocabulary)}
         self.translator = ctranslate2.Translator(
             str(self.model_dir), device=device, compute_type=compute_type,
@@ -385,4 +378,4 @@ class CTranslate2Translator:
 
 
 __all__ = ["CTranslate2Translator", "export_ctranslate2", "is_ctranslate2_directory",
-           "transformer_spec", "vocabulary"]
+           "transformer_spec"]

@@ -202,6 +202,11 @@ class Tokenizer(tf.Module):
             ids = tf.ragged.map_flat_values(tf.gather, self._to_sentencepiece, ids)
         return self._run("detokenize", ids)
 
+    def tokens(self):
+        """The token strings of the whole vocabulary, by id (Python)."""
+        ids = tf.range(self.vocabulary_size)
+        return [t.decode("utf-8") for t in self.id_to_token(ids).numpy()]
+
     def id_to_token(self, ids):
         """Ids -> their subword strings, for inspection."""
         if self.kind == "wordpiece":
